@@ -1,0 +1,3 @@
+from brandvote.cli import main
+
+raise SystemExit(main())

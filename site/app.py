@@ -1,0 +1,58 @@
+"""create_app(settings) builds the whole site; nothing happens at import time."""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+
+from . import db as dbmod
+from .routes import build_routes
+from .routes.errors import error_response, make_handlers
+from .security import BodyLimit, SecurityHeaders
+from .settings import Settings
+from .templating import make_templates
+
+
+def create_app(settings: Settings) -> Starlette:
+    templates = make_templates(settings)
+    store = dbmod.Store(settings.db_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        # `brandvote serve` migrates before the workers start; this covers tests and
+        # `uvicorn --factory` use, and the file lock makes concurrent appliers safe.
+        dbmod.migrate(settings.db_path)
+        try:
+            yield {"store": store, "templates": templates, "settings": settings}
+        finally:
+            store.close_all()
+
+    def render_413(scope):
+        return error_response(templates, Request(scope), 413)
+
+    return Site(
+        routes=build_routes(),
+        lifespan=lifespan,
+        exception_handlers=make_handlers(templates),
+        middleware=[Middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render_413=render_413)],
+        https=settings.https,
+    )
+
+
+class Site(Starlette):
+    """Starlette with the security headers outside its error middleware, so 500 pages carry them too."""
+
+    def __init__(self, *args, https: bool = False, **kwargs):
+        self.https = https
+        super().__init__(*args, **kwargs)
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(super().build_middleware_stack(), https=self.https)
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory entry (`brandvote serve` with workers): settings from the environment."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,179 @@
+"""The `brandvote` command. It turns flags into Settings and calls the rules modules."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import accounts, catalog, clock, db as dbmod, voting
+from .errors import BrandvoteError, InvalidCatalog
+from .settings import Settings
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(db_path=args.db)
+
+
+def _open(args):
+    settings = _settings(args)
+    dbmod.migrate(settings.db_path)
+    return settings, dbmod.connect(settings.db_path)
+
+
+def cmd_migrate(args) -> int:
+    settings = _settings(args)
+    applied = dbmod.migrate(settings.db_path)
+    print(f"已应用迁移：{', '.join(applied) if applied else '无（已是最新）'}")
+    return 0
+
+
+def first_start(settings: Settings, out=None) -> None:
+    """Migrate; on an empty database load the bundled catalog, open the demo, create the admin."""
+    out = out or sys.stdout
+    dbmod.migrate(settings.db_path)
+    db = dbmod.connect(settings.db_path)
+    try:
+        now = clock.utcnow()
+        if catalog.is_empty(db):
+            doc = catalog.read_document(catalog.bundled_catalog_path())
+            report = catalog.load_document(db, doc, now)
+            print("已载入内置目录：", *report.lines(), sep="\n  ", file=out)
+            if doc.get("campaigns"):
+                demo = doc["campaigns"][0]["slug"]
+                voting.schedule_demo(db, demo, now)
+                print(f"演示评选已开启：{settings.base_url}/c/{demo}", file=out)
+        admin = accounts.create_first_admin(db, now)
+        if admin:
+            print(f"管理员账号（仅显示这一次，请妥善保存）：用户名 {admin[0]}  密码 {admin[1]}", file=out)
+    finally:
+        db.close()
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    first_start(settings)
+    # Workers rebuild Settings from the environment: hand them the same database path.
+    os.environ["BRANDVOTE_DB"] = str(settings.db_path)
+    print(f"服务地址：http://{args.host}:{args.port}  （对外地址 {settings.base_url}）", flush=True)
+    uvicorn.run(
+        "brandvote.app:app_from_env", factory=True, host=args.host, port=args.port,
+        workers=args.workers, loop="uvloop", http="httptools", access_log=False,
+        log_level="warning", proxy_headers=False, server_header=False,
+    )
+    return 0
+
+
+def cmd_load(args) -> int:
+    settings, db = _open(args)
+    try:
+        report = catalog.load_file(db, Path(args.file), clock.utcnow())
+    except InvalidCatalog as exc:
+        print("载入失败，数据库未做任何修改：", file=sys.stderr)
+        for problem in exc.problems:
+            print("  " + problem, file=sys.stderr)
+        return 1
+    print(f"已载入 {args.file}：")
+    print("\n".join("  " + line for line in report.lines()))
+    return 0
+
+
+def cmd_export(args) -> int:
+    _, db = _open(args)
+    text = catalog.dump(catalog.export_document(db))
+    if args.file == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.file).write_text(text, encoding="utf-8")
+        print(f"已导出到 {args.file}")
+    return 0
+
+
+def cmd_backup(args) -> int:
+    """SQLite's online backup API: consistent even while the server is writing."""
+    _, db = _open(args)
+    target = Path(args.path)
+    if target.exists():
+        print(f"{target} 已存在，不覆盖。", file=sys.stderr)
+        return 1
+    import sqlite3
+
+    dest = sqlite3.connect(str(target))
+    with dest:
+        db.conn.backup(dest)
+    dest.close()
+    print(f"已备份到 {target}")
+    return 0
+
+
+def cmd_user_add(args) -> int:
+    _, db = _open(args)
+    password = sys.stdin.readline().rstrip("\n")
+    accounts.create_user(db, args.name, password, args.role, clock.utcnow())
+    print(f"已创建用户 {args.name}（{args.role}）")
+    return 0
+
+
+def cmd_campaign(args) -> int:
+    _, db = _open(args)
+    state = {"open": "open", "close": "closed", "announce": "announced"}[args.action]
+    camp = voting.set_manual_state(db, args.slug, state, clock.utcnow())
+    print(f"{camp['title']}：{voting.STATUS_LABELS[voting.status(camp, clock.utcnow())]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brandvote", description="工作品牌目录与评选")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="SQLite 文件（默认 $BRANDVOTE_DB 或 ./brandvote.db）")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", parents=[common], help="迁移、首次载入内置目录并启动服务")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", parents=[common], help="应用数据库迁移")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("load", parents=[common], help="载入 brands.json（按 slug 更新）")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("export", parents=[common], help="导出为 brands.json 格式（- 表示标准输出）")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("backup", parents=[common], help="在线备份数据库")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("user", help="员工账号")
+    user_sub = p.add_subparsers(dest="user_command", required=True)
+    p = user_sub.add_parser("add", parents=[common], help="新建账号（密码从标准输入读取）")
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=accounts.ROLES)
+    p.set_defaults(func=cmd_user_add)
+
+    p = sub.add_parser("campaign", parents=[common], help="开启、结束或揭晓评选")
+    p.add_argument("action", choices=["open", "close", "announce"])
+    p.add_argument("slug")
+    p.set_defaults(func=cmd_campaign)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrandvoteError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""The one way to open the SQLite file, the one migration set, and the write transaction.
+
+Every connection gets the same pragmas (foreign keys, synchronous=FULL, busy timeout);
+WAL is persistent and set once when migrating. Writes that must not interleave
+(ballots, imports) take the write lock up front with BEGIN IMMEDIATE, so a read can never
+turn into a failed lock upgrade under load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from sqlite_utils import Database, Migrations
+
+BUSY_TIMEOUT_S = 5.0
+
+migrations = Migrations("brandvote")
+
+
+def connect(path: Path | str) -> Database:
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+    return Database(conn)
+
+
+@contextlib.contextmanager
+def immediate(db: Database) -> Iterator[Database]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; commits before returning."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    else:
+        db.conn.commit()
+
+
+class Store:
+    """One connection per thread, remembered so close_all() can close them (Datasette's way)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[Database] = []
+
+    def db(self) -> Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = connect(self.path)
+            self._local.db = db
+            with self._lock:
+                self._opened.append(db)
+        return db
+
+    def close_all(self) -> None:
+        with self._lock:
+            for db in self._opened:
+                db.close()
+            self._opened.clear()
+        self._local = threading.local()
+
+
+def migrate(path: Path | str) -> list[str]:
+    """Apply pending migrations; returns the names applied.
+
+    A file lock beside the database serialises concurrent appliers (several uvicorn
+    workers, a CLI command started while the server starts), so each migration runs once.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".migrate-lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        db = connect(path)
+        try:
+            db.enable_wal()
+            pending = [m.name for m in migrations.pending(db)]
+            migrations.apply(db)
+            return pending
+        finally:
+            db.close()
+
+
+def pending_migrations(db: Database) -> list[str]:
+    return [m.name for m in migrations.pending(db)]
+
+
+@migrations()
+def m001_catalog(db: Database) -> None:
+    db["brands"].create(
+        {
+            "id": int,
+            "slug": str,
+            "name": str,
+            "kind": str,
+            "organizer": str,
+            "region": str,
+            "district": str,
+            "year_founded": int,
+            "figures": str,  # JSON list of {label, value, unit}
+            "tags": str,  # JSON list of strings
+            "summary": str,
+            "sources": str,  # JSON list of {title, publisher, date}
+            "featured": int,
+            "published": int,
+            "deleted_at": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"slug", "name", "kind", "organizer", "region", "figures", "tags",
+                  "summary", "sources", "featured", "published", "created_at", "updated_at"},
+        defaults={"featured": 0, "published": 1, "figures": "[]", "tags": "[]", "sources": "[]"},
+        strict=True,
+    )
+    db["brands"].create_index(["slug"], unique=True)
+    db["brands"].create_index(["region", "kind"])
+    db["brands"].enable_fts(
+        ["name", "organizer", "district", "summary", "tags"],
+        tokenize="trigram",
+        create_triggers=True,
+    )
+    db["lists"].create(
+        {"id": int, "slug": str, "title": str, "description": str, "sources": str,
+         "featured": int, "created_at": str, "updated_at": str},
+        pk="id",
+        not_null={"slug", "title", "description", "sources", "featured", "created_at", "updated_at"},
+        defaults={"description": "", "sources": "[]", "featured": 1},
+        strict=True,
+    )
+    db["lists"].create_index(["slug"], unique=True)
+    db["list_items"].create(
+        {"list_id": int, "brand_id": int, "position": int},
+        pk=("list_id", "brand_id"),
+        not_null={"position"},
+        foreign_keys=[("list_id", "lists", "id"), ("brand_id", "brands", "id")],
+        strict=True,
+    )
+    db["list_items"].create_index(["brand_id"])
+
+
+@migrations()
+def m002_campaigns(db: Database) -> None:
+    db["campaigns"].create(
+        {
+            "id": int,
+            "slug": str,
+            "title": str,
+            "intro": str,
+            "min_choices": int,
+            "max_choices": int,
+            "winners": int,
+            "electorate": str,
+            "opens_at": str,
+            "closes_at": str,
+            "announce_at": str,
+            "manual_state": str,  # null, or 'open' / 'closed' / 'announced' set by an organizer
+            "ip_limit": int,  # null: the site default (BRANDVOTE_IP_LIMIT)
+            "frozen_at": str,  # set at the first ballot: rules may no longer change
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"slug", "title", "intro", "min_choices", "max_choices", "winners",
+                  "electorate", "created_at", "updated_at"},
+        defaults={"intro": "", "min_choices": 1, "max_choices": 10, "winners": 10,
+                  "electorate": "open"},
+        strict=True,
+    )
+    db["campaigns"].create_index(["slug"], unique=True)
+    db["candidates"].create(
+        {"campaign_id": int, "brand_id": int, "position": int},
+        pk=("campaign_id", "brand_id"),
+        not_null={"position"},
+        foreign_keys=[("campaign_id", "campaigns", "id"), ("brand_id", "brands", "id")],
+        strict=True,
+    )
+
+
+@migrations()
+def m003_staff(db: Database) -> None:
+    db["users"].create(
+        {"id": int, "username": str, "password_hash": str, "role": str,
+         "disabled": int, "created_at": str},
+        pk="id",
+        not_null={"username", "password_hash", "role", "disabled", "created_at"},
+        defaults={"disabled": 0},
+        strict=True,
+    )
+    db["users"].create_index(["username"], unique=True)
+    db["audit_log"].create(
+        {"id": int, "at": str, "actor": str, "action": str, "target": str, "detail": str},
+        pk="id",
+        not_null={"at", "actor", "action", "target", "detail"},
+        defaults={"target": "", "detail": "{}"},
+        strict=True,
+    )
+    db.executescript(
+        """
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+        """
+    )

@@ -1,0 +1,74 @@
+"""Public catalog pages: home, search, entry, list. Parse, call catalog, render."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from .. import catalog, clock, voting
+
+
+def _db(request: Request):
+    return request.state.store.db()
+
+
+def home(request: Request):
+    db = _db(request)
+    now = clock.utcnow()
+    campaigns = [c for c in voting.list_campaigns(db, now) if c["status"] != "draft"]
+    lists = [item for item in catalog.all_lists(db) if item["featured"]]
+    return request.state.templates.TemplateResponse(request, "catalog/home.html", {
+        "campaigns": campaigns,
+        "lists": lists,
+        "featured": catalog.featured_brands(db),
+        "counts": catalog.counts_by_kind(db),
+        "kinds": catalog.KINDS,
+    })
+
+
+def brands(request: Request):
+    db = _db(request)
+    filters = catalog.parse_filters(request.query_params)
+    page = catalog.search_brands(db, filters, request.state.settings.page_size)
+    list_title = None
+    if filters.list:
+        list_title = next((item["title"] for item in catalog.all_lists(db) if item["slug"] == filters.list), None)
+    return request.state.templates.TemplateResponse(request, "catalog/brands.html", {
+        "filters": filters,
+        "page": page,
+        "regions": catalog.regions(db),
+        "kinds": catalog.KINDS,
+        "lists": catalog.all_lists(db),
+        "list_title": list_title,
+    })
+
+
+def brand(request: Request):
+    db = _db(request)
+    entry = catalog.brand_by_slug(db, request.path_params["slug"])
+    share_url = f"{request.state.settings.base_url}/brands/{entry['slug']}"
+    return request.state.templates.TemplateResponse(request, "catalog/brand.html", {
+        "brand": entry, "share_url": share_url,
+    })
+
+
+def list_page(request: Request):
+    db = _db(request)
+    return request.state.templates.TemplateResponse(request, "catalog/list.html", {
+        "list": catalog.list_by_slug(db, request.path_params["slug"]),
+    })
+
+
+def lists_index(request: Request):
+    return request.state.templates.TemplateResponse(request, "catalog/lists.html", {
+        "lists": catalog.all_lists(_db(request)),
+    })
+
+
+routes = [
+    Route("/", home, name="home"),
+    Route("/brands", brands, name="brands"),
+    Route("/brands/{slug}", brand, name="brand"),
+    Route("/lists", lists_index, name="lists"),
+    Route("/lists/{slug}", list_page, name="list"),
+]

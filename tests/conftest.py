@@ -1,0 +1,66 @@
+"""Every test builds its own app on its own SQLite file; nothing is shared but a seeded copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from brandvote import catalog, db as dbmod
+from brandvote.app import create_app
+from brandvote.settings import Settings
+
+from helpers import BASE_URL, NOW, copy_db
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory) -> Path:
+    """The bundled catalog migrated and loaded once; tests get a copy of it."""
+    path = tmp_path_factory.mktemp("seed") / "seed.db"
+    dbmod.migrate(path)
+    db = dbmod.connect(path)
+    catalog.load_file(db, catalog.bundled_catalog_path(), NOW)
+    db.close()
+    return path
+
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(db_path=tmp_path / "test.db", secret="test-secret-not-for-production",
+                    base_url=BASE_URL, ip_limit=1000)
+
+
+@pytest.fixture
+def seeded_settings(settings, seeded_template) -> Settings:
+    copy_db(seeded_template, settings.db_path)
+    return settings
+
+
+@pytest.fixture
+def db(seeded_settings):
+    dbmod.migrate(seeded_settings.db_path)
+    conn = dbmod.connect(seeded_settings.db_path)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def empty_db(settings):
+    dbmod.migrate(settings.db_path)
+    conn = dbmod.connect(settings.db_path)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def client(seeded_settings):
+    with TestClient(create_app(seeded_settings), base_url="https://testserver") as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def bundled() -> dict:
+    return catalog.read_document(catalog.bundled_catalog_path())
+

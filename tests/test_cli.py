@@ -1,0 +1,126 @@
+"""The brandvote command, run as a user runs it (a subprocess), on temporary files."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from brandvote import catalog, db as dbmod
+from brandvote.cli import first_start
+from brandvote.settings import Settings
+
+
+def run(*args, stdin=None, env_extra=None, cwd=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANDVOTE_")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "brandvote", *args], input=stdin, capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=120)
+
+
+def test_load_then_export_round_trips(tmp_path):
+    db = tmp_path / "a.db"
+    r = run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "新增" in r.stdout
+    out = tmp_path / "export.json"
+    assert run("export", str(out), "--db", str(db)).returncode == 0
+    db2 = tmp_path / "b.db"
+    assert run("load", str(out), "--db", str(db2)).returncode == 0
+    out2 = tmp_path / "export2.json"
+    assert run("export", str(out2), "--db", str(db2)).returncode == 0
+    assert out.read_text(encoding="utf-8") == out2.read_text(encoding="utf-8")
+    again = run("load", str(out), "--db", str(db))
+    assert "新增 0，修改 0" in again.stdout
+
+
+def test_load_of_a_broken_file_prints_paths_and_changes_nothing(tmp_path, bundled):
+    db = tmp_path / "a.db"
+    assert run("load", str(catalog.bundled_catalog_path()), "--db", str(db)).returncode == 0
+    broken = json.loads(json.dumps(bundled))
+    broken["brands"][4]["kind"] = "poster"
+    broken["brands"][0]["name"] = "改过的名字"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken, ensure_ascii=False), encoding="utf-8")
+    r = run("load", str(path), "--db", str(db))
+    assert r.returncode == 1
+    assert "$.brands[4].kind" in r.stderr and "未做任何修改" in r.stderr
+    conn = dbmod.connect(db)
+    assert conn.execute("select name from brands where slug = ?", [bundled["brands"][0]["slug"]]).fetchone()[0] \
+        == bundled["brands"][0]["name"]
+
+
+def test_first_start_loads_opens_the_demo_and_prints_the_admin_once(tmp_path, capsys):
+    settings = Settings(db_path=tmp_path / "s.db", secret="x" * 32)
+    first_start(settings)
+    out = capsys.readouterr().out
+    assert "已载入内置目录" in out and "演示评选已开启" in out
+    assert "管理员账号" in out
+    password = out.split("密码 ")[1].split()[0]
+    assert len(password) >= 16
+    conn = dbmod.connect(settings.db_path)
+    from brandvote import clock, voting
+
+    demo = voting.list_campaigns(conn, clock.utcnow())[0]
+    assert demo["status"] == "open"
+    stored = conn.execute("select password_hash from users where username = 'admin'").fetchone()[0]
+    assert stored.startswith("$argon2id$") and password not in stored
+    first_start(settings)
+    again = capsys.readouterr().out
+    assert "管理员账号" not in again and "已载入" not in again
+
+
+def test_secret_file_is_created_once_with_mode_0600(tmp_path):
+    s1 = Settings.from_env({}, db_path=str(tmp_path / "x.db"))
+    s2 = Settings.from_env({}, db_path=str(tmp_path / "x.db"))
+    assert s1.secret == s2.secret and len(s1.secret) >= 40
+    secret_file = tmp_path / "x.db.secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert Settings.from_env({"BRANDVOTE_SECRET": "given"}, db_path=str(tmp_path / "x.db")).secret == "given"
+
+
+def test_environment_settings_are_checked(tmp_path):
+    with pytest.raises(ValueError):
+        Settings.from_env({"BRANDVOTE_IP_LIMIT": "lots"}, db_path=str(tmp_path / "x.db"))
+    with pytest.raises(ValueError):
+        Settings.from_env({"BRANDVOTE_BASE_URL": "vote.example.org"}, db_path=str(tmp_path / "x.db"))
+    s = Settings.from_env({"BRANDVOTE_TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/24", "BRANDVOTE_IP_LIMIT": "0"},
+                          db_path=str(tmp_path / "x.db"))
+    assert s.trusted_proxies == ("10.0.0.1/32", "192.168.0.0/24") and s.ip_limit == 0
+
+
+def test_bundled_catalog_is_found_from_any_directory(tmp_path):
+    r = run("load", str(catalog.bundled_catalog_path()), "--db", "x.db", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "x.db").exists()
+
+
+def test_user_add_reads_the_password_from_stdin(tmp_path):
+    db = tmp_path / "u.db"
+    r = run("user", "add", "editor1", "--role", "editor", "--db", str(db), stdin="a-long-password-1\n")
+    assert r.returncode == 0, r.stderr
+    short = run("user", "add", "editor2", "--role", "editor", "--db", str(db), stdin="short\n")
+    assert short.returncode == 1 and "至少" in short.stderr
+    dup = run("user", "add", "editor1", "--role", "editor", "--db", str(db), stdin="a-long-password-1\n")
+    assert dup.returncode == 1 and "已存在" in dup.stderr
+
+
+def test_backup_is_a_consistent_copy(tmp_path):
+    db = tmp_path / "a.db"
+    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    target = tmp_path / "backup.db"
+    r = run("backup", str(target), "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    conn = dbmod.connect(target)
+    assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("select count(*) from brands").fetchone()[0] > 0
+    assert run("backup", str(target), "--db", str(db)).returncode == 1, "never overwrites"
+
+
+def test_help_lists_the_commands():
+    r = run("--help")
+    for command in ("serve", "load", "export", "user", "campaign", "backup"):
+        assert command in r.stdout
