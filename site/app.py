@@ -3,31 +3,40 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
+from typing import Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 
-from . import db as dbmod
+from . import clock, db as dbmod
 from .routes import build_routes
 from .routes.errors import error_response, make_handlers
-from .security import BodyLimit, SecurityHeaders
+from .security import BodyLimit, SecurityHeaders, Tokens
 from .settings import Settings
 from .templating import make_templates
+from .writer import Writer
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -> Starlette:
+    """`now` is the clock every handler asks; tests pass a fake one to cross windows."""
     templates = make_templates(settings)
     store = dbmod.Store(settings.db_path)
+    tokens = Tokens(settings.secret)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         # `brandvote serve` migrates before the workers start; this covers tests and
         # `uvicorn --factory` use, and the file lock makes concurrent appliers safe.
         dbmod.migrate(settings.db_path)
+        writer = Writer(settings.db_path)
+        writer.start()
         try:
-            yield {"store": store, "templates": templates, "settings": settings}
+            yield {"store": store, "templates": templates, "settings": settings, "tokens": tokens,
+                   "writer": writer, "now": now}
         finally:
+            writer.stop()
             store.close_all()
 
     def render_413(scope):

@@ -125,6 +125,50 @@ def cmd_campaign(args) -> int:
     return 0
 
 
+def cmd_codes(args) -> int:
+    """One-time voter codes to a CSV (code, URL); only their hashes stay in the database."""
+    import csv
+
+    if not 1 <= args.count <= 1_000_000:
+        print("--count 必须在 1 到 1000000 之间。", file=sys.stderr)
+        return 1
+    settings, db = _open(args)
+    camp = voting.campaign_by_slug(db, args.slug)
+    out = Path(args.out)
+    if out.exists():
+        print(f"{out} 已存在，不覆盖。", file=sys.stderr)
+        return 1
+
+    tty = sys.stderr.isatty()
+
+    def progress(done, total):
+        if tty:  # one line, rewritten in place
+            print(f"\r已生成 {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif done == total or done % 2000 == 0:
+            print(f"已生成 {done}/{total}", file=sys.stderr, flush=True)
+
+    codes = voting.create_codes(db, camp["id"], args.count, clock.utcnow(), progress=progress)
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["code", "url"])
+        for code in codes:
+            writer.writerow([code, f"{settings.base_url}/v/{code}"])
+    print(f"已为“{camp['title']}”生成 {len(codes)} 个投票码：{out}")
+    return 0
+
+
+def cmd_turnout(args) -> int:
+    _, db = _open(args)
+    camp = voting.campaign_by_slug(db, args.slug)
+    t = voting.turnout(db, camp["id"])
+    print(f"{camp['title']}（{voting.STATUS_LABELS[voting.status(camp, clock.utcnow())]}）：共 {t['ballots']} 张选票")
+    for row in t["per_channel"]:
+        print(f"  渠道 {row['channel'] or '（直接访问）'}: {row['n']}")
+    for row in t["per_hour"]:
+        print(f"  {row['hour']}时 (UTC): {row['n']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brandvote", description="工作品牌目录与评选")
     common = argparse.ArgumentParser(add_help=False)
@@ -158,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=accounts.ROLES)
     p.set_defaults(func=cmd_user_add)
+
+    p = sub.add_parser("codes", parents=[common], help="生成一次性投票码（CSV）")
+    p.add_argument("slug")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_codes)
+
+    p = sub.add_parser("turnout", parents=[common], help="投票人数（按小时、按渠道；不含各项票数）")
+    p.add_argument("slug")
+    p.set_defaults(func=cmd_turnout)
 
     p = sub.add_parser("campaign", parents=[common], help="开启、结束或揭晓评选")
     p.add_argument("action", choices=["open", "close", "announce"])

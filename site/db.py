@@ -93,6 +93,15 @@ def pending_migrations(db: Database) -> list[str]:
     return [m.name for m in migrations.pending(db)]
 
 
+def append_only(db: Database, table: str) -> None:
+    """Triggers that refuse UPDATE and DELETE: the table's history cannot be rewritten."""
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+        )
+
+
 @migrations()
 def m001_catalog(db: Database) -> None:
     db["brands"].create(
@@ -203,11 +212,54 @@ def m003_staff(db: Database) -> None:
         defaults={"target": "", "detail": "{}"},
         strict=True,
     )
+    append_only(db, "audit_log")
+
+
+@migrations()
+def m004_voting(db: Database) -> None:
+    """Ballots and choices are append-only: triggers refuse UPDATE and DELETE.
+
+    A ballot row holds no IP, user agent or raw token: voter_key is an HMAC of the
+    device id or voter code, so the UNIQUE index can stop a second ballot without
+    the database knowing who voted.
+    """
+    db["ballots"].create(
+        {"id": int, "campaign_id": int, "voter_key": str, "receipt": str, "channel": str, "cast_at": str},
+        pk="id",
+        not_null={"campaign_id", "voter_key", "receipt", "cast_at"},
+        foreign_keys=[("campaign_id", "campaigns", "id")],
+        strict=True,
+    )
+    db["ballots"].create_index(["campaign_id", "voter_key"], unique=True)
+    db["ballots"].create_index(["campaign_id", "receipt"], unique=True)
+    db["choices"].create(
+        {"ballot_id": int, "campaign_id": int, "brand_id": int},
+        pk=("ballot_id", "brand_id"),
+        foreign_keys=[("ballot_id", "ballots", "id"), ("campaign_id", "campaigns", "id"),
+                      ("brand_id", "brands", "id")],
+        strict=True,
+    )
+    db["choices"].create_index(["campaign_id", "brand_id"])
+    db["voter_codes"].create(
+        {"id": int, "campaign_id": int, "code_hash": str, "created_at": str, "used_at": str},
+        pk="id",
+        not_null={"campaign_id", "code_hash", "created_at"},
+        foreign_keys=[("campaign_id", "campaigns", "id")],
+        strict=True,
+    )
+    db["voter_codes"].create_index(["code_hash"], unique=True)
+    db["ip_counts"].create(
+        {"campaign_id": int, "ip_key": str, "hour": str, "n": int},
+        pk=("campaign_id", "ip_key", "hour"),
+        not_null={"n"},
+        strict=True,
+    )
+    append_only(db, "ballots")
+    append_only(db, "choices")
     db.executescript(
         """
-        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+        CREATE TRIGGER voter_codes_claim_once BEFORE UPDATE OF used_at ON voter_codes
+        WHEN OLD.used_at IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'a voter code is used once'); END;
         """
     )

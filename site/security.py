@@ -6,12 +6,17 @@ replayed as a CSRF token or a receipt.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import json
+import secrets
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +51,108 @@ class Signer:
             raise TokenExpired(str(exc)) from exc
         except BadData as exc:
             raise TokenInvalid(str(exc)) from exc
+
+
+# ---------------------------------------------------------------- voters and forms
+
+CSRF_MIN_AGE_S = 2  # a form posted faster than a person can read it is a script
+CSRF_MAX_AGE_S = 6 * 3600
+DEVICE_COOKIE = "bv_device"
+CODE_COOKIE = "bv_code"
+
+
+class Tokens:
+    """The voter-facing tokens, each signed with its own salt.
+
+    They carry their issue time as data (not itsdangerous' timestamp) so that age rules
+    are checked against the `now` a handler passes, which keeps them testable.
+    """
+
+    def __init__(self, secret: str):
+        self.secret = secret
+        self._device = URLSafeSerializer(secret, salt="brandvote.device")
+        self._csrf = URLSafeSerializer(secret, salt="brandvote.csrf")
+        self._code = URLSafeSerializer(secret, salt="brandvote.voter-code")
+
+    def _load(self, serializer, token: str | None):
+        if not token or len(token) > 512:
+            raise TokenInvalid("missing")
+        try:
+            return serializer.loads(token)
+        except BadData as exc:
+            raise TokenInvalid(str(exc)) from exc
+
+    # the device a ballot page was opened on (open electorate)
+    def new_device(self) -> tuple[str, str]:
+        device = secrets.token_urlsafe(18)
+        return device, self._device.dumps({"d": device})
+
+    def device(self, token: str | None) -> str:
+        data = self._load(self._device, token)
+        if not isinstance(data, dict) or not isinstance(data.get("d"), str):
+            raise TokenInvalid("shape")
+        return data["d"]
+
+    # a redeemed one-time voter code (closed electorate)
+    def code_cookie(self, campaign_id: int, code_hash: str) -> str:
+        return self._code.dumps({"c": campaign_id, "h": code_hash})
+
+    def code(self, token: str | None, campaign_id: int) -> str:
+        data = self._load(self._code, token)
+        if not isinstance(data, dict) or data.get("c") != campaign_id or not isinstance(data.get("h"), str):
+            raise TokenInvalid("other campaign")
+        return data["h"]
+
+    # the ballot form's CSRF token, bound to the voter and the campaign
+    def csrf(self, voter_key: str, campaign_id: int, now: datetime, channel: str | None = None) -> str:
+        return self._csrf.dumps({"v": voter_key[-16:], "c": campaign_id, "t": int(now.timestamp()),
+                                 "ch": channel})
+
+    def check_csrf(self, token: str | None, voter_key: str, campaign_id: int, now: datetime) -> dict:
+        """Returns the token's data (issue time, channel); raises TokenInvalid/TokenExpired."""
+        data = self._load(self._csrf, token)
+        if (not isinstance(data, dict) or data.get("v") != voter_key[-16:] or data.get("c") != campaign_id
+                or not isinstance(data.get("t"), int)):
+            raise TokenInvalid("bound to another voter or campaign")
+        age = now.timestamp() - data["t"]
+        if age < CSRF_MIN_AGE_S:
+            raise TokenInvalid("too fast")
+        if age > CSRF_MAX_AGE_S:
+            raise TokenExpired("old page")
+        data["issued_at"] = datetime.fromtimestamp(data["t"], timezone.utc)
+        return data
+
+    def voter_key(self, kind: str, value: str) -> str:
+        """What the ballot row stores: an HMAC, never the raw device id or code."""
+        digest = hmac.new(self.secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+        return f"{kind}:{digest}" if kind != "code" else f"code:{value}"
+
+    def ip_key(self, ip: str) -> str:
+        return hmac.new(self.secret.encode(), f"ip:{ip}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
+    """The peer address, unless the peer is a configured proxy: then the nearest address
+    in X-Forwarded-For that is not itself a trusted proxy (a client can prepend anything)."""
+    peer = peer or "unknown"
+    networks = [ipaddress.ip_network(p) for p in trusted_proxies]
+
+    def trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    if not networks or not trusted(peer) or not forwarded_for:
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        if not trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
 
 
 # ---------------------------------------------------------------- passwords

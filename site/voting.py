@@ -6,12 +6,15 @@ so nothing has to flip a flag at the right second: every reader asks status(now)
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import datetime, timedelta
+import secrets
+from datetime import datetime, timedelta, timezone
 
 from sqlite_utils import Database
 
 from . import clock
+from .db import immediate
 from .errors import BrandvoteError, InvalidCatalog, NotFound
 
 STATUS_LABELS = {
@@ -193,8 +196,6 @@ def list_campaigns(db: Database, now: datetime) -> list[dict]:
 
 def set_manual_state(db: Database, slug: str, state: str, now: datetime, actor: str = "cli") -> dict:
     """Open, close or announce by hand; refuses a transition that makes no sense."""
-    from .db import immediate
-
     with immediate(db):
         camp = campaign_by_slug(db, slug)
         current = status(camp, now)
@@ -226,8 +227,6 @@ def set_manual_state(db: Database, slug: str, state: str, now: datetime, actor: 
 
 def schedule_demo(db: Database, slug: str, now: datetime, days: int = 30) -> None:
     """First start of `make run`: give the demo campaign a real window and open it."""
-    from .db import immediate
-
     with immediate(db):
         closes = now + timedelta(days=days)
         db.execute(
@@ -236,3 +235,217 @@ def schedule_demo(db: Database, slug: str, now: datetime, days: int = 30) -> Non
              clock.to_db(now), slug])
         audit(db, now, "serve", "campaign.schedule_demo", slug, {"days": days})
     set_manual_state(db, slug, "open", now, actor="serve")
+
+
+# ---------------------------------------------------------------- ballots
+
+GRACE = timedelta(minutes=10)
+RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+CODE_BYTES = 20  # 160 bits ≥ the 128 the design asks for
+
+
+class BallotRejected(BrandvoteError):
+    """A rule was broken; nothing is stored. The page is re-rendered with the ticks kept."""
+
+    status = 422
+    code = "invalid_ballot"
+
+
+class AlreadyVoted(BrandvoteError):
+    status = 409
+    code = "already_voted"
+    message = "您已经投过票，选票提交后不可更改。"
+
+
+class NotOpen(BrandvoteError):
+    status = 403
+    code = "campaign_not_open"
+
+
+class RateLimited(BrandvoteError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+def check_open(campaign: dict, now: datetime, page_loaded_at: datetime | None = None) -> None:
+    """Refuse unless voting runs; a page loaded before closing gets a short grace period."""
+    state = status(campaign, now)
+    if state == "open":
+        return
+    closes = clock.from_db(campaign.get("closes_at"))
+    if (state == "closed" and closes is not None and page_loaded_at is not None
+            and page_loaded_at < closes and now < closes + GRACE):
+        return
+    messages = {
+        "draft": "本评选尚未开始。",
+        "scheduled": f"投票将于 {clock.local_text(clock.from_db(campaign.get('opens_at')))} 开始。",
+        "closed": "投票已经结束，不再接受选票。",
+        "announced": "投票已经结束，结果已经揭晓。",
+    }
+    raise NotOpen(messages[state])
+
+
+def check_choices(campaign: dict, candidate_slugs: list[str], choices: list[str]) -> list[str]:
+    """The ballot rules, whatever the client sends: count, distinct, candidates of this campaign."""
+    lo, hi = campaign["min_choices"], campaign["max_choices"]
+    if len(set(choices)) != len(choices):
+        raise BallotRejected("同一项目不能重复选择。")
+    allowed = set(candidate_slugs)
+    if any(c not in allowed for c in choices):
+        raise BallotRejected("所选项目不在本次评选的候选名单中，请刷新页面后重新选择。")
+    if len(choices) > hi:
+        raise BallotRejected(f"最多只能选择 {hi} 项，您选择了 {len(choices)} 项。")
+    if len(choices) < lo:
+        raise BallotRejected(f"请至少选择 {lo} 项。" if lo > 1 else "请至少选择 1 项。")
+    return sorted(choices, key=candidate_slugs.index)
+
+
+def new_receipt() -> str:
+    raw = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def _hour(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
+
+
+def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[str], now: datetime, *,
+                channel: str | None = None, ip_key: str | None = None, ip_limit: int = 0,
+                page_loaded_at: datetime | None = None) -> dict:
+    """Store one ballot, inside the caller's write transaction (BEGIN IMMEDIATE or a savepoint).
+
+    The UNIQUE index on (campaign, voter_key) is what makes a second ballot impossible;
+    everything read here is read under the write lock, so no check can go stale.
+    Returns the stored ballot; the same voter resubmitting the same choices gets the
+    ballot already stored (a double tap is not an error).
+    """
+    camp = next(iter(db.query("select * from campaigns where id = ?", [campaign_id])), None)
+    if camp is None:
+        raise NotFound("没有找到这个评选。")
+    check_open(camp, now, page_loaded_at)
+    candidates = [r["slug"] for r in db.query(
+        "select b.slug from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?"
+        " order by k.position", [campaign_id])]
+    ordered = check_choices(camp, candidates, choices)
+    existing = ballot_of(db, campaign_id, voter_key)
+    if existing is not None:
+        if sorted(existing["choices"]) == sorted(ordered):
+            return existing
+        raise AlreadyVoted()
+    limit = camp["ip_limit"] if camp["ip_limit"] is not None else ip_limit
+    if ip_key and limit:
+        hour = _hour(now)
+        used = next(iter(db.query(
+            "select n from ip_counts where campaign_id = ? and ip_key = ? and hour = ?",
+            [campaign_id, ip_key, hour])), {"n": 0})["n"]
+        if used >= limit:
+            retry = 3600 - (now.minute * 60 + now.second)
+            raise RateLimited(f"此网络本小时已提交 {limit} 张选票，达到上限。请 {retry // 60 + 1} 分钟后再试。", retry)
+        db.execute(
+            "insert into ip_counts (campaign_id, ip_key, hour, n) values (?, ?, ?, 1)"
+            " on conflict (campaign_id, ip_key, hour) do update set n = n + 1",
+            [campaign_id, ip_key, hour])
+    if voter_key.startswith("code:"):
+        claimed = db.execute(
+            "update voter_codes set used_at = ? where campaign_id = ? and code_hash = ? and used_at is null",
+            [clock.to_db(now), campaign_id, voter_key[5:]]).rowcount
+        if claimed != 1:
+            raise NotOpen("这个投票码无效或已经使用过。")
+    receipt = new_receipt()
+    cursor = db.execute(
+        "insert into ballots (campaign_id, voter_key, receipt, channel, cast_at) values (?, ?, ?, ?, ?)",
+        [campaign_id, voter_key, receipt, channel, clock.to_db(now)])
+    ballot_id = cursor.lastrowid
+    ids = dict(db.execute(
+        "select b.slug, b.id from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?",
+        [campaign_id]).fetchall())
+    db.conn.executemany("insert into choices (ballot_id, campaign_id, brand_id) values (?, ?, ?)",
+                        [(ballot_id, campaign_id, ids[s]) for s in ordered])
+    if camp["frozen_at"] is None:
+        db.execute("update campaigns set frozen_at = ? where id = ? and frozen_at is null",
+                   [clock.to_db(now), campaign_id])
+    return {"id": ballot_id, "receipt": receipt, "choices": ordered, "cast_at": clock.to_db(now),
+            "channel": channel}
+
+
+def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
+    row = next(iter(db.query(
+        "select id, receipt, cast_at, channel from ballots where campaign_id = ? and voter_key = ?",
+        [campaign_id, voter_key])), None)
+    if row is None:
+        return None
+    row = dict(row)
+    row["choices"] = [r["slug"] for r in db.query(
+        "select b.slug from choices c join brands b on b.id = c.brand_id"
+        " join candidates k on k.brand_id = c.brand_id and k.campaign_id = c.campaign_id"
+        " where c.ballot_id = ? order by k.position", [row["id"]])]
+    return row
+
+
+def turnout(db: Database, campaign_id: int) -> dict:
+    """Ballots cast, per hour and per channel: never per-candidate counts."""
+    total = next(iter(db.query("select count(*) as n from ballots where campaign_id = ?", [campaign_id])))["n"]
+    per_hour = list(db.query(
+        "select substr(cast_at, 1, 13) as hour, count(*) as n from ballots where campaign_id = ?"
+        " group by hour order by hour", [campaign_id]))
+    per_channel = list(db.query(
+        "select coalesce(channel, '') as channel, count(*) as n from ballots where campaign_id = ?"
+        " group by channel order by n desc, channel", [campaign_id]))
+    return {"ballots": total, "per_hour": per_hour, "per_channel": per_channel}
+
+
+# ---------------------------------------------------------------- one-time voter codes
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(normalize_code(code).encode()).hexdigest()
+
+
+def normalize_code(code: str) -> str:
+    """Codes are read aloud and typed: ignore case, spaces and dashes; O→0, I/L→1."""
+    text = code.upper().replace("-", "").replace(" ", "")
+    return text.translate(str.maketrans("OIL", "011"))
+
+
+def format_code(raw: str) -> str:
+    return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+
+
+def create_codes(db: Database, campaign_id: int, count: int, now: datetime, progress=None) -> list[str]:
+    """Make `count` one-time codes (160 bits each); only their SHA-256 is stored."""
+    camp = next(iter(db.query("select electorate from campaigns where id = ?", [campaign_id])))
+    if camp["electorate"] != "codes":
+        raise BrandvoteError("该评选为公开投票，不需要投票码；请先把投票人范围设为“凭码投票”。")
+    codes = []
+    stamp = clock.to_db(now)
+    with immediate(db):
+        batch = []
+        for i in range(count):
+            raw = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(32))  # 32 × 5 bits
+            codes.append(format_code(raw))
+            batch.append((campaign_id, hash_code(raw), stamp))
+            if len(batch) == 1000 or i == count - 1:
+                db.conn.executemany(
+                    "insert into voter_codes (campaign_id, code_hash, created_at) values (?, ?, ?)", batch)
+                batch = []
+                if progress:
+                    progress(i + 1, count)
+    return codes
+
+
+def code_campaign(db: Database, code: str) -> dict:
+    """The campaign a voter code belongs to; refuses unknown and used codes alike (403)."""
+    raw = normalize_code(code)
+    if not 26 <= len(raw) <= 40 or not raw.isascii() or not raw.isalnum():
+        raise NotOpen("投票码无效。")
+    row = next(iter(db.query(
+        "select c.*, v.used_at as code_used_at, v.code_hash from voter_codes v"
+        " join campaigns c on c.id = v.campaign_id where v.code_hash = ?", [hash_code(code)])), None)
+    if row is None:
+        raise NotOpen("投票码无效。")
+    if row["code_used_at"]:
+        raise NotOpen("这个投票码已经使用过，每个投票码只能投一次票。")
+    return dict(row)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,3 +31,69 @@ def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no csrf_token field on the page"
     return match.group(1)
+
+
+class FakeClock:
+    """The app's clock in tests: starts where told, moves only when a test moves it."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> datetime:
+        from datetime import timedelta
+
+        self.now = self.now + timedelta(**delta)
+        return self.now
+
+
+def open_campaign(db, slug: str, opens: datetime, closes: datetime, announce: datetime, **extra) -> dict:
+    from brandvote import clock
+
+    sets = {"opens_at": clock.to_db(opens), "closes_at": clock.to_db(closes),
+            "announce_at": clock.to_db(announce), **extra}
+    db.execute(f"update campaigns set {', '.join(f'{k} = :{k}' for k in sets)} where slug = :slug",
+               {**sets, "slug": slug})
+    db.conn.commit()
+    return dict(next(iter(db.query("select * from campaigns where slug = ?", [slug]))))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, tmp: Path, workers: int = 1, env_extra: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db_path = tmp / "live.db"
+        self.log = tmp / "server.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRANDVOTE_")}
+        env.update({"BRANDVOTE_BASE_URL": self.url, **(env_extra or {})})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "brandvote", "serve", "--db", str(self.db_path),
+             "--port", str(self.port), "--workers", str(workers)],
+            env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited:\n" + self.log.read_text())
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start:\n" + self.log.read_text())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

@@ -124,3 +124,57 @@ def test_help_lists_the_commands():
     r = run("--help")
     for command in ("serve", "load", "export", "user", "campaign", "backup"):
         assert command in r.stdout
+
+
+def _codes_campaign(tmp_path):
+    db = tmp_path / "c.db"
+    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    conn = dbmod.connect(db)
+    conn.execute("update campaigns set electorate = 'codes'")
+    conn.conn.commit()
+    return db, conn
+
+
+def test_codes_writes_a_csv_of_one_time_codes_and_stores_only_hashes(tmp_path):
+    db, conn = _codes_campaign(tmp_path)
+    out = tmp_path / "codes.csv"
+    r = run("codes", "shanghai-2022-highlights", "--count", "10000", "--out", str(out), "--db", str(db),
+            env_extra={"BRANDVOTE_BASE_URL": "https://vote.example.org"})
+    assert r.returncode == 0, r.stderr
+    assert "10000/10000" in r.stderr
+    rows = out.read_text().splitlines()
+    assert rows[0] == "code,url" and len(rows) == 10001
+    code, url = rows[1].split(",")
+    assert url == f"https://vote.example.org/v/{code}"
+    assert conn.execute("select count(*) from voter_codes").fetchone()[0] == 10000
+    assert conn.execute("select count(*) from voter_codes where code_hash like ?", [f"%{code}%"]).fetchone()[0] == 0
+    assert run("codes", "shanghai-2022-highlights", "--count", "1", "--out", str(out), "--db", str(db)).returncode == 1
+
+
+def test_codes_are_refused_for_an_open_electorate(tmp_path):
+    db = tmp_path / "o.db"
+    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    r = run("codes", "shanghai-2022-highlights", "--count", "5", "--out", str(tmp_path / "x.csv"), "--db", str(db))
+    assert r.returncode == 1 and "公开投票" in r.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_turnout_prints_totals_by_channel_without_candidate_counts(tmp_path, bundled):
+    from brandvote import clock, voting
+
+    db = tmp_path / "t.db"
+    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    conn = dbmod.connect(db)
+    slug = bundled["campaigns"][0]["slug"]
+    voting.schedule_demo(conn, slug, clock.utcnow())
+    camp = voting.campaign_by_slug(conn, slug)
+    cands = bundled["campaigns"][0]["candidates"]
+    for i in range(3):
+        with dbmod.immediate(conn):
+            voting.cast_ballot(conn, camp["id"], f"device:{i}", cands[:2], clock.utcnow(),
+                               channel="poster" if i else None)
+    r = run("turnout", slug, "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "共 3 张选票" in r.stdout and "渠道 poster: 2" in r.stdout
+    names = {b["name"] for b in bundled["brands"] if b["slug"] in cands}
+    assert not any(name in r.stdout for name in names)

@@ -7,7 +7,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..templating import PACKAGE_DIR
-from . import api, catalog, system
+from . import api, catalog, system, vote
 
 
 class VersionedStatic(StaticFiles):
@@ -26,6 +26,7 @@ def build_routes() -> list:
     return [
         *catalog.routes,
         *system.routes,
+        *vote.routes,
         Mount("/api", routes=api.routes, name="api"),
         Mount("/static", app=VersionedStatic(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .. import catalog, clock, voting
+from .. import catalog, voting
 from ..openapi import openapi_document
 
 
@@ -86,7 +86,7 @@ def list_detail(request: Request):
 
 def campaigns(request: Request):
     db = request.state.store.db()
-    now = clock.utcnow()
+    now = request.state.now()
     base = request.state.settings.base_url
     return ChineseJSON({"items": [
         campaign_json(db, c, now, base, with_candidates=False)
@@ -97,7 +97,7 @@ def campaigns(request: Request):
 def campaign(request: Request):
     db = request.state.store.db()
     camp = voting.campaign_by_slug(db, request.path_params["slug"])
-    now = clock.utcnow()
+    now = request.state.now()
     if voting.status(camp, now) == "draft":
         raise voting.NotFound("没有找到这个评选。")
     return ChineseJSON(campaign_json(db, camp, now, request.state.settings.base_url, with_candidates=True))

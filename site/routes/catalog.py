@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
-from .. import catalog, clock, voting
+from .. import catalog, voting
 
 
 def _db(request: Request):
@@ -14,7 +14,7 @@ def _db(request: Request):
 
 def home(request: Request):
     db = _db(request)
-    now = clock.utcnow()
+    now = request.state.now()
     campaigns = [c for c in voting.list_campaigns(db, now) if c["status"] != "draft"]
     lists = [item for item in catalog.all_lists(db) if item["featured"]]
     return request.state.templates.TemplateResponse(request, "catalog/home.html", {

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PHONE, LiveServer
+from browser_support import CHROMIUM, CHROMIUM_ARGS, PHONE
+from helpers import LiveServer
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,193 @@
+"""The ballot: page, submission, receipt, and one-time voter codes. Parse, call voting, render."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import voting
+from ..errors import NotFound
+from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_ip
+
+CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+NO_STORE = {"Cache-Control": "no-store"}
+FORM_LIMITS = {"max_fields": 64, "max_files": 0, "max_part_size": 4096}
+
+
+def _public_campaign(request: Request) -> dict:
+    camp = voting.campaign_by_slug(request.state.store.db(), request.path_params["slug"])
+    if voting.status(camp, request.state.now()) == "draft":
+        raise NotFound("没有找到这个评选。")
+    return camp
+
+
+def channel_of(request: Request) -> str | None:
+    ch = request.query_params.get("ch", "")
+    return ch if CHANNEL_RE.match(ch) else None
+
+
+class Voter:
+    """Who is asking, from the cookies: a device (open electorate) or a redeemed code."""
+
+    def __init__(self, request: Request, camp: dict):
+        tokens = request.state.tokens
+        self.new_device_cookie = None
+        self.key = None
+        if camp["electorate"] == "codes":
+            try:
+                self.key = "code:" + tokens.code(request.cookies.get(CODE_COOKIE), camp["id"])
+            except TokenInvalid:
+                self.key = None
+            return
+        try:
+            device = tokens.device(request.cookies.get(DEVICE_COOKIE))
+        except TokenInvalid:
+            if request.method != "GET":
+                return
+            device, self.new_device_cookie = tokens.new_device()
+        self.key = tokens.voter_key("device", device)
+
+    def attach(self, response: Response, request: Request) -> Response:
+        if self.new_device_cookie:
+            response.set_cookie(DEVICE_COOKIE, self.new_device_cookie, max_age=365 * 86400, httponly=True,
+                                samesite="lax", secure=request.state.settings.https, path="/")
+        return response
+
+
+def _candidates(request: Request, camp: dict) -> list[dict]:
+    return voting.candidates_of(request.state.store.db(), camp["id"])
+
+
+def render_ballot(request: Request, camp: dict, voter: Voter, *, selected=(), message=None,
+                  status_code=200, channel=None) -> Response:
+    now = request.state.now()
+    state = voting.status(camp, now)
+    context = {
+        "campaign": camp,
+        "state": state,
+        "candidates": _candidates(request, camp),
+        "selected": set(selected),
+        "message": message,
+        "csrf_token": None,
+        "needs_code": camp["electorate"] == "codes" and voter.key is None,
+        "ip_limit": camp["ip_limit"] if camp["ip_limit"] is not None else request.state.settings.ip_limit,
+        "grace_minutes": int(voting.GRACE.total_seconds() // 60),
+    }
+    if state == "open" and voter.key:
+        context["csrf_token"] = request.state.tokens.csrf(voter.key, camp["id"], now, channel)
+    response = request.state.templates.TemplateResponse(request, "vote/ballot.html", context,
+                                                        status_code=status_code, headers=NO_STORE)
+    return voter.attach(response, request)
+
+
+def render_receipt(request: Request, camp: dict, ballot: dict, *, message=None, status_code=200) -> Response:
+    names = {b["slug"]: b for b in _candidates(request, camp)}
+    return request.state.templates.TemplateResponse(request, "vote/receipt.html", {
+        "campaign": camp,
+        "ballot": ballot,
+        "chosen": [names[s] for s in ballot["choices"]],
+        "message": message,
+    }, status_code=status_code, headers=NO_STORE)
+
+
+def ballot_page(request: Request):
+    camp = _public_campaign(request)
+    voter = Voter(request, camp)
+    if voter.key:
+        existing = voting.ballot_of(request.state.store.db(), camp["id"], voter.key)
+        if existing:
+            return render_receipt(request, camp, existing)
+    return render_ballot(request, camp, voter, channel=channel_of(request))
+
+
+async def submit(request: Request):
+    camp = _public_campaign(request)
+    voter = Voter(request, camp)
+    try:
+        form = await request.form(**FORM_LIMITS)
+    except HTTPException as exc:
+        if exc.status_code == 413:  # the body limit, hit while streaming
+            raise
+        return render_ballot(request, camp, voter, message="提交的表单格式有误，请重新选择后提交。", status_code=400)
+    except Exception:  # too many fields, a file, a part too large
+        return render_ballot(request, camp, voter, message="提交的表单格式有误，请重新选择后提交。", status_code=400)
+    choices = [c for c in form.getlist("choice")]
+    if not all(isinstance(c, str) and len(c) <= 80 for c in choices):
+        return render_ballot(request, camp, voter, message="提交的选项格式有误。", status_code=422)
+    known = {b["slug"] for b in _candidates(request, camp)}
+    kept = [c for c in choices if c in known]
+    now = request.state.now()
+
+    if voter.key is None:
+        message = ("本评选需凭投票码参加，请扫描您收到的投票码。" if camp["electorate"] == "codes"
+                   else "无法识别您的设备，请允许浏览器保存 Cookie 后刷新页面再投票。")
+        return render_ballot(request, camp, voter, selected=kept, message=message, status_code=403)
+    try:
+        token = request.state.tokens.check_csrf(form.get("csrf_token"), voter.key, camp["id"], now)
+    except TokenExpired:
+        return render_ballot(request, camp, voter, selected=kept, status_code=403,
+                             message="页面打开太久已过期，您的选择已保留，请再次提交。")
+    except TokenInvalid as exc:
+        message = ("提交过快，请确认选择后再提交。" if str(exc) == "too fast"
+                   else "表单校验失败（可能来自其他网站或页面已失效），您的选择已保留，请再次提交。")
+        return render_ballot(request, camp, voter, selected=kept, status_code=403, message=message)
+
+    settings = request.state.settings
+    ip = client_ip(request.client.host if request.client else None,
+                   request.headers.get("x-forwarded-for"), settings.trusted_proxies)
+
+    def job(db):
+        return voting.cast_ballot(
+            db, camp["id"], voter.key, choices, now, channel=token.get("ch"),
+            ip_key=request.state.tokens.ip_key(ip), ip_limit=settings.ip_limit,
+            page_loaded_at=token["issued_at"])
+
+    try:
+        await request.state.writer.submit(job)
+    except voting.AlreadyVoted as exc:
+        existing = voting.ballot_of(request.state.store.db(), camp["id"], voter.key)
+        return render_receipt(request, camp, existing, message=exc.message, status_code=409)
+    except voting.RateLimited as exc:
+        response = render_ballot(request, camp, voter, selected=kept, message=exc.message, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except (voting.BallotRejected, voting.NotOpen) as exc:
+        return render_ballot(request, camp, voter, selected=kept, message=exc.message, status_code=exc.status)
+    except sqlite3.OperationalError:
+        return render_ballot(request, camp, voter, selected=kept, status_code=503,
+                             message="投票人数较多，服务器繁忙，您的选票未保存，请稍后再次提交。")
+    return RedirectResponse(f"/c/{camp['slug']}/receipt", status_code=303, headers=NO_STORE)
+
+
+def receipt(request: Request):
+    camp = _public_campaign(request)
+    voter = Voter(request, camp)
+    ballot = voting.ballot_of(request.state.store.db(), camp["id"], voter.key) if voter.key else None
+    if ballot is None:
+        return voter.attach(RedirectResponse(f"/c/{camp['slug']}", status_code=303, headers=NO_STORE), request)
+    return render_receipt(request, camp, ballot)
+
+
+def redeem_code(request: Request):
+    """/v/{code}: swap the code in the URL for a signed cookie, then go to the clean URL,
+    so the code does not stay in history or leak through Referer."""
+    camp = voting.code_campaign(request.state.store.db(), request.path_params["code"])
+    response = RedirectResponse(f"/c/{camp['slug']}", status_code=303,
+                                headers={**NO_STORE, "Referrer-Policy": "no-referrer"})
+    response.set_cookie(CODE_COOKIE, request.state.tokens.code_cookie(camp["id"], camp["code_hash"]),
+                        max_age=30 * 86400, httponly=True, samesite="lax",
+                        secure=request.state.settings.https, path="/")
+    return response
+
+
+routes = [
+    Route("/c/{slug}", ballot_page, name="ballot"),
+    Route("/c/{slug}/ballot", submit, methods=["POST"], name="submit"),
+    Route("/c/{slug}/receipt", receipt, name="receipt"),
+    Route("/v/{code}", redeem_code, name="redeem"),
+]

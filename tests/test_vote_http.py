@@ -1,0 +1,357 @@
+"""The ballot contract through HTTP, with the clock injected: every answer and that
+nothing is stored unless the answer is 303."""
+
+from datetime import timedelta
+
+import pytest
+from bs4 import BeautifulSoup
+from starlette.testclient import TestClient
+
+from brandvote import db as dbmod, voting
+from brandvote.app import create_app
+from brandvote.security import CODE_COOKIE, DEVICE_COOKIE, Tokens
+
+from helpers import NOW, FakeClock, csrf_from, open_campaign
+
+SLUG = "shanghai-2022-highlights"
+OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
+BALLOT = f"/c/{SLUG}/ballot"
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(OPENS + timedelta(hours=1))
+
+
+@pytest.fixture
+def campaign(db):
+    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
+
+
+def make_client(settings, clock):
+    return TestClient(create_app(settings, now=clock), base_url="https://testserver")
+
+
+@pytest.fixture
+def client(seeded_settings, campaign, clock):
+    with make_client(seeded_settings, clock) as c:
+        yield c
+
+
+@pytest.fixture
+def candidates(db, campaign):
+    return [b["slug"] for b in voting.candidates_of(db, campaign["id"])]
+
+
+def stored(db):
+    return db.execute("select count(*) from ballots").fetchone()[0], db.execute("select count(*) from choices").fetchone()[0]
+
+
+def open_ballot(client, clock, path=f"/c/{SLUG}"):
+    """GET the page as a phone does; returns its CSRF token; the clock moves on as a person reads."""
+    r = client.get(path)
+    assert r.status_code == 200, r.text
+    token = csrf_from(r.text)
+    clock.advance(seconds=5)
+    return token
+
+
+def post(client, token, choices, **kw):
+    return client.post(BALLOT, data={"csrf_token": token, "choice": choices}, follow_redirects=False, **kw)
+
+
+def checked(response):
+    soup = BeautifulSoup(response.text, "html.parser")
+    return [i["value"] for i in soup.select("input[name=choice][checked]")]
+
+
+def alert(response):
+    node = BeautifulSoup(response.text, "html.parser").find(attrs={"role": "alert"})
+    return node.get_text(strip=True) if node else ""
+
+
+# ------------------------------------------------------------ the page
+
+def test_ballot_page_states_the_rules_dates_and_candidates(client, candidates):
+    r = client.get(f"/c/{SLUG}")
+    soup = BeautifulSoup(r.text, "html.parser")
+    text = soup.get_text(" ", strip=True)
+    assert "最多选择10项，提交后不可更改" in text
+    assert "投票截止" in text and "结果揭晓" in text
+    assert [i["value"] for i in soup.select("input[name=choice]")] == candidates
+    assert len(soup.select("details.choice__details summary")) == len(candidates)
+    assert r.headers["cache-control"] == "no-store"
+    cookie = r.headers["set-cookie"]
+    assert DEVICE_COOKIE in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
+
+
+@pytest.mark.parametrize("at, words", [
+    (OPENS - timedelta(seconds=1), "投票尚未开始"),
+    (CLOSES, "投票已于"),
+])
+def test_outside_the_window_the_page_says_so_and_has_no_form(seeded_settings, campaign, at, words):
+    with make_client(seeded_settings, FakeClock(at)) as c:
+        r = c.get(f"/c/{SLUG}")
+    assert r.status_code == 200
+    assert words in r.text
+    assert "<form class=\"ballot\"" not in r.text
+
+
+def test_a_draft_campaign_is_not_found(seeded_settings, clock, db):
+    with make_client(seeded_settings, clock) as c:
+        assert c.get(f"/c/{SLUG}").status_code == 404
+        assert c.get("/c/no-such-campaign").status_code == 404
+
+
+# ------------------------------------------------------------ success, retries, second ballots
+
+def test_ten_choices_are_stored_and_the_receipt_shows_them(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    r = post(client, token, candidates[:10])
+    assert r.status_code == 303 and r.headers["location"] == f"/c/{SLUG}/receipt"
+    assert stored(db) == (1, 10)
+    receipt = client.get(r.headers["location"])
+    soup = BeautifulSoup(receipt.text, "html.parser")
+    code = soup.select_one(".receipt__code").get_text(strip=True)
+    assert code == db.execute("select receipt from ballots").fetchone()[0]
+    names = {b["slug"]: b["name"] for b in voting.candidates_of(db, 1)}
+    assert [li.get_text(strip=True) for li in soup.select(".receipt__choices li")] == [names[s] for s in candidates[:10]]
+    # coming back to the ballot shows the receipt, not the form
+    again = client.get(f"/c/{SLUG}")
+    assert code in again.text and "<form class=\"ballot\"" not in again.text
+
+
+def test_a_double_tap_gets_the_same_receipt_and_one_ballot(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    assert post(client, token, candidates[:3]).status_code == 303
+    assert post(client, token, candidates[:3]).status_code == 303
+    assert stored(db) == (1, 3)
+
+
+def test_a_different_second_ballot_is_409_and_still_one(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    post(client, token, candidates[:3])
+    r = post(client, token, candidates[3:6])
+    assert r.status_code == 409
+    assert "已经投过票" in alert(r)
+    assert stored(db) == (1, 3)
+
+
+def test_channel_from_the_qr_url_is_remembered_with_the_ballot(client, clock, db, candidates):
+    token = open_ballot(client, clock, f"/c/{SLUG}?ch=jiefang-daily")
+    post(client, token, candidates[:1])
+    assert db.execute("select channel from ballots").fetchone()[0] == "jiefang-daily"
+
+
+# ------------------------------------------------------------ rule violations: 422, ticks kept, nothing stored
+
+@pytest.mark.parametrize("make, status, words", [
+    (lambda c: c[:11], 422, "最多只能选择 10 项"),
+    (lambda c: [], 422, "至少选择 1 项"),
+    (lambda c: [c[0], c[0]], 422, "重复"),
+    (lambda c: [c[0], "no-such-entry"], 422, "候选名单"),
+    (lambda c: [c[0], "guoshi-shuyuan"], 422, "候选名单"),
+])
+def test_broken_rules_are_422_with_ticks_kept(client, clock, db, candidates, make, status, words):
+    token = open_ballot(client, clock)
+    choices = make(candidates)
+    r = post(client, token, choices)
+    assert r.status_code == status
+    assert words in alert(r)
+    assert checked(r) == [c for c in candidates if c in choices]
+    assert stored(db) == (0, 0)
+
+
+def test_bracketed_field_name_counts_as_no_choice(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    r = client.post(BALLOT, data={"csrf_token": token, "choice[]": candidates[:2]}, follow_redirects=False)
+    assert r.status_code == 422 and "至少选择" in alert(r)
+    assert stored(db) == (0, 0)
+
+
+def test_an_empty_body_is_403(client, clock, db):
+    open_ballot(client, clock)
+    r = client.post(BALLOT, content=b"", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403 and alert(r)
+    assert stored(db) == (0, 0)
+
+
+def test_a_malformed_multipart_body_is_400(client, clock, db):
+    open_ballot(client, clock)
+    r = client.post(BALLOT, content=b"--x\r\nnot a part",
+                    headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 400 and "格式有误" in alert(r)
+    assert stored(db) == (0, 0)
+
+
+def test_a_2mb_body_is_413_declared_or_streamed(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    big = f"csrf_token={token}&choice={candidates[0]}&pad=".encode() + b"x" * (2 * 1024 * 1024)
+    declared = client.post(BALLOT, content=big, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert declared.status_code == 413 and "过大" in declared.text
+
+    def chunks():
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+
+    streamed = client.post(BALLOT, content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert streamed.status_code == 413 and "过大" in streamed.text
+    assert stored(db) == (0, 0)
+
+
+def test_too_many_fields_is_refused(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    r = post(client, token, candidates[:1] * 200)
+    assert r.status_code in (400, 422)
+    assert stored(db) == (0, 0)
+
+
+# ------------------------------------------------------------ windows (injected clock)
+
+def _post_at(seeded_settings, issued, at, candidates, db):
+    """A device whose page (token) was issued at `issued`, submitting at `at`."""
+    clock = FakeClock(issued)
+    with make_client(seeded_settings, clock) as c:
+        r = c.get("/brands")  # any page: the device cookie comes from the ballot page
+        r = c.get(f"/c/{SLUG}")
+        device = c.cookies.get(DEVICE_COOKIE)
+        tokens = Tokens(seeded_settings.secret)
+        key = tokens.voter_key("device", tokens.device(device))
+        token = tokens.csrf(key, 1, issued)
+        clock.now = at
+        return post(c, token, candidates[:2])
+
+
+@pytest.mark.parametrize("issued, at, status", [
+    (OPENS - timedelta(seconds=10), OPENS - timedelta(seconds=1), 403),   # one second before opening
+    (OPENS - timedelta(seconds=10), OPENS, 303),                          # at opening
+    (CLOSES - timedelta(minutes=5), CLOSES - timedelta(seconds=1), 303),   # one second before closing
+    (CLOSES, CLOSES + timedelta(seconds=3), 403),                          # page loaded at closing
+    (CLOSES - timedelta(minutes=1), CLOSES + timedelta(minutes=5), 303),   # grace: loaded before closing
+    (CLOSES - timedelta(minutes=1), CLOSES + voting.GRACE, 403),           # grace is over
+])
+def test_the_window_is_exact(seeded_settings, campaign, db, candidates, issued, at, status):
+    r = _post_at(seeded_settings, issued, at, candidates, db)
+    assert r.status_code == status, alert(r)
+    assert stored(db)[0] == (1 if status == 303 else 0)
+
+
+def test_a_manually_closed_campaign_refuses(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    voting.set_manual_state(db, SLUG, "closed", clock.now - timedelta(minutes=20))
+    r = post(client, token, candidates[:2])
+    assert r.status_code == 403 and "结束" in alert(r)
+    assert stored(db) == (0, 0)
+
+
+# ------------------------------------------------------------ CSRF and voter tokens
+
+def test_missing_forged_expired_other_campaign_and_too_fast_tokens_are_403(client, clock, db, candidates, seeded_settings):
+    token = open_ballot(client, clock)
+    tokens = Tokens(seeded_settings.secret)
+    device = tokens.device(client.cookies.get(DEVICE_COOKIE))
+    key = tokens.voter_key("device", device)
+    cases = {
+        "missing": None,
+        "forged": Tokens("not-the-secret").csrf(key, 1, clock.now - timedelta(minutes=1)),
+        "tampered": token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
+        "expired": tokens.csrf(key, 1, clock.now - timedelta(hours=7)),
+        "other campaign": tokens.csrf(key, 2, clock.now - timedelta(minutes=1)),
+        "other voter": tokens.csrf(tokens.voter_key("device", "someone-else"), 1, clock.now - timedelta(minutes=1)),
+        "too fast": tokens.csrf(key, 1, clock.now),
+    }
+    for name, bad in cases.items():
+        data = {"choice": candidates[:2]}
+        if bad is not None:
+            data["csrf_token"] = bad
+        r = client.post(BALLOT, data=data, follow_redirects=False)
+        assert r.status_code == 403, name
+        assert alert(r), name
+        assert checked(r) == candidates[:2], name
+    assert stored(db) == (0, 0)
+
+
+def test_a_post_without_a_device_cookie_is_403(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    client.cookies.clear()
+    r = post(client, token, candidates[:2])
+    assert r.status_code == 403 and "Cookie" in alert(r)
+    assert stored(db) == (0, 0)
+
+
+def test_a_forged_device_cookie_is_403(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    client.cookies.clear()
+    client.cookies.set(DEVICE_COOKIE, "eyJkIjoiYWJjIn0.forged")
+    r = post(client, token, candidates[:2])
+    assert r.status_code == 403
+    assert stored(db) == (0, 0)
+
+
+# ------------------------------------------------------------ per-IP limit
+
+def test_the_ip_limit_answers_429_and_stores_exactly_n(seeded_settings, campaign, clock, db, candidates):
+    settings = type(seeded_settings)(**{**seeded_settings.__dict__, "ip_limit": 3})
+    with make_client(settings, clock) as c:
+        statuses = []
+        for i in range(4):
+            c.cookies.clear()
+            token = open_ballot(c, clock)
+            statuses.append(post(c, token, candidates[:2],
+                                 headers={"x-forwarded-for": f"198.51.100.{i}"}))  # spoofed: untrusted peer
+    assert [r.status_code for r in statuses] == [303, 303, 303, 429]
+    assert int(statuses[3].headers["retry-after"]) > 0
+    assert "上限" in alert(statuses[3])
+    assert stored(db)[0] == 3
+
+
+def test_the_page_states_the_limits(client):
+    text = BeautifulSoup(client.get(f"/c/{SLUG}").text, "html.parser").get_text()
+    assert "每台设备只能投一次票" in text and "每小时最多接受" in text
+
+
+# ------------------------------------------------------------ one-time voter codes
+
+@pytest.fixture
+def codes(db, campaign):
+    db.execute("update campaigns set electorate = 'codes' where id = ?", [campaign["id"]])
+    db.conn.commit()
+    return voting.create_codes(db, campaign["id"], 3, NOW)
+
+
+def test_a_code_redeems_into_a_cookie_and_a_clean_url_then_votes_once(client, clock, db, codes, candidates):
+    r = client.get(f"/v/{codes[0]}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/c/{SLUG}"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert CODE_COOKIE in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+    token = open_ballot(client, clock)
+    assert post(client, token, candidates[:2]).status_code == 303
+    assert stored(db)[0] == 1
+    # the same code again: refused at the door
+    again = client.get(f"/v/{codes[0]}", follow_redirects=False)
+    assert again.status_code == 403 and "已经使用过" in again.text
+    # and a different ballot with the same code cookie is refused
+    assert post(client, token, candidates[2:4]).status_code == 409
+    assert stored(db)[0] == 1
+
+
+def test_a_codes_campaign_without_a_code_shows_no_form_and_refuses(client, clock, db, codes, candidates):
+    r = client.get(f"/c/{SLUG}")
+    assert "凭投票码参加" in r.text and "csrf_token" not in r.text
+    other = client.get(f"/v/{codes[1]}")  # another device redeems, to get a valid-looking token
+    token = csrf_from(other.text)
+    client.cookies.delete(CODE_COOKIE)
+    clock.advance(seconds=5)
+    assert post(client, token, candidates[:2]).status_code == 403
+    assert stored(db)[0] == 0
+
+
+@pytest.mark.parametrize("code", ["short", "A" * 32, "<script>", "x" * 500])
+def test_an_unknown_code_is_403(client, code):
+    r = client.get(f"/v/{code}", follow_redirects=False)
+    assert r.status_code == 403 and "投票码无效" in r.text
+
+
+def test_receipt_page_without_a_ballot_goes_back_to_the_ballot(client):
+    r = client.get(f"/c/{SLUG}/receipt", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/c/{SLUG}"

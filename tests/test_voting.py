@@ -1,0 +1,236 @@
+"""Voting rules as plain functions: windows, choices, one ballot per voter, codes."""
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from brandvote import db as dbmod, voting
+from brandvote.security import Tokens, TokenExpired, TokenInvalid, client_ip
+
+from helpers import NOW, open_campaign
+
+SLUG = "shanghai-2022-highlights"
+OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
+
+
+@pytest.fixture
+def camp(db):
+    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
+
+
+@pytest.fixture
+def candidates(db, camp):
+    return [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+
+
+def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1), **kw):
+    with dbmod.immediate(db):
+        return voting.cast_ballot(db, camp["id"], voter, choices, now, **kw)
+
+
+def ballots(db):
+    return db.execute("select count(*) from ballots").fetchone()[0]
+
+
+# ------------------------------------------------------------ status and windows
+
+@pytest.mark.parametrize("offset, manual, expected", [
+    (timedelta(seconds=-1), None, "scheduled"),
+    (timedelta(0), None, "open"),
+    (timedelta(days=10) - timedelta(seconds=1), None, "open"),
+    (timedelta(days=10), None, "closed"),
+    (timedelta(days=17) - timedelta(seconds=1), None, "closed"),
+    (timedelta(days=17), None, "announced"),
+    (timedelta(days=1), "closed", "closed"),
+    (timedelta(seconds=-5), "open", "open"),
+    (timedelta(days=11), "open", "closed"),
+    (timedelta(days=11), "announced", "announced"),
+])
+def test_status_follows_the_clock_and_the_organizer(camp, offset, manual, expected):
+    assert voting.status({**camp, "manual_state": manual}, OPENS + offset) == expected
+
+
+def test_a_campaign_without_times_is_a_draft(db):
+    camp = voting.campaign_by_slug(db, SLUG)
+    assert voting.status(camp, NOW) == "draft"
+
+
+def test_grace_period_only_for_a_page_loaded_before_closing(camp):
+    voting.check_open(camp, CLOSES + timedelta(minutes=5), page_loaded_at=CLOSES - timedelta(minutes=1))
+    with pytest.raises(voting.NotOpen):
+        voting.check_open(camp, CLOSES + voting.GRACE, page_loaded_at=CLOSES - timedelta(minutes=1))
+    with pytest.raises(voting.NotOpen):
+        voting.check_open(camp, CLOSES + timedelta(seconds=3), page_loaded_at=CLOSES)
+    with pytest.raises(voting.NotOpen):
+        voting.check_open(camp, CLOSES, page_loaded_at=None)
+
+
+# ------------------------------------------------------------ choices
+
+@pytest.mark.parametrize("make, message", [
+    (lambda c: c[:11], "最多只能选择 10 项"),
+    (lambda c: [], "至少选择 1 项"),
+    (lambda c: [c[0], c[0]], "重复"),
+    (lambda c: [c[0], "no-such-entry"], "候选名单"),
+    (lambda c: [c[0], "guoshi-shuyuan"], "候选名单"),  # a real entry, but not a candidate here
+])
+def test_broken_ballot_rules_are_refused_and_nothing_is_stored(db, camp, candidates, make, message):
+    with pytest.raises(voting.BallotRejected) as err:
+        cast(db, camp, "device:a", make(candidates))
+    assert message in err.value.message
+    assert ballots(db) == 0
+    assert db.execute("select frozen_at from campaigns where id = ?", [camp["id"]]).fetchone()[0] is None
+
+
+def test_a_valid_ballot_stores_its_choices_in_the_campaign_order_and_freezes_the_rules(db, camp, candidates):
+    picked = [candidates[9], candidates[2], candidates[0]]
+    ballot = cast(db, camp, "device:a", picked)
+    assert ballot["choices"] == [candidates[0], candidates[2], candidates[9]]
+    assert ballots(db) == 1
+    assert db.execute("select count(*) from choices").fetchone()[0] == 3
+    assert voting.campaign_by_slug(db, SLUG)["frozen_at"] is not None
+
+
+def test_same_voter_same_choices_gets_the_same_receipt(db, camp, candidates):
+    first = cast(db, camp, "device:a", candidates[:3])
+    again = cast(db, camp, "device:a", list(reversed(candidates[:3])))
+    assert again["receipt"] == first["receipt"]
+    assert ballots(db) == 1
+
+
+def test_same_voter_other_choices_is_refused(db, camp, candidates):
+    cast(db, camp, "device:a", candidates[:3])
+    with pytest.raises(voting.AlreadyVoted):
+        cast(db, camp, "device:a", candidates[:4])
+    assert ballots(db) == 1
+
+
+def test_receipts_are_random_not_sequential(db, camp, candidates):
+    receipts = [cast(db, camp, f"device:{i}", candidates[:2])["receipt"] for i in range(30)]
+    assert len(set(receipts)) == 30
+    assert all(len(r) == 14 and r[4] == r[9] == "-" for r in receipts)
+    assert receipts != sorted(receipts)
+
+
+def test_ballots_and_choices_are_append_only(db, camp, candidates):
+    cast(db, camp, "device:a", candidates[:2])
+    for sql in ("update ballots set receipt = 'x'", "delete from ballots",
+                "update choices set brand_id = 1", "delete from choices"):
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute(sql)
+
+
+def test_ballot_rows_hold_no_ip_agent_or_raw_token(db):
+    columns = {c.name for c in db["ballots"].columns}
+    assert columns == {"id", "campaign_id", "voter_key", "receipt", "channel", "cast_at"}
+
+
+def test_ip_limit_counts_stored_ballots_per_hour(db, camp, candidates):
+    for i in range(3):
+        cast(db, camp, f"device:{i}", candidates[:1], ip_key="ip1", ip_limit=3)
+    with pytest.raises(voting.RateLimited) as err:
+        cast(db, camp, "device:x", candidates[:1], ip_key="ip1", ip_limit=3)
+    assert 0 < err.value.retry_after <= 3600
+    assert ballots(db) == 3
+    cast(db, camp, "device:y", candidates[:1], ip_key="ip2", ip_limit=3)  # another network
+    cast(db, camp, "device:z", candidates[:1], ip_key="ip1", ip_limit=3,
+         now=OPENS + timedelta(hours=2))  # the next hour
+    assert ballots(db) == 5
+
+
+def test_a_campaign_may_override_the_site_ip_limit(db, camp, candidates):
+    db.execute("update campaigns set ip_limit = 1 where id = ?", [camp["id"]])
+    db.conn.commit()
+    cast(db, camp, "device:1", candidates[:1], ip_key="ip1", ip_limit=100)
+    with pytest.raises(voting.RateLimited):
+        cast(db, camp, "device:2", candidates[:1], ip_key="ip1", ip_limit=100)
+
+
+def test_turnout_has_no_per_candidate_counts(db, camp, candidates):
+    cast(db, camp, "device:1", candidates[:2], channel="paper")
+    cast(db, camp, "device:2", candidates[:3], channel="paper")
+    cast(db, camp, "device:3", candidates[:1])
+    t = voting.turnout(db, camp["id"])
+    assert t["ballots"] == 3
+    assert {r["channel"]: r["n"] for r in t["per_channel"]} == {"paper": 2, "": 1}
+    flat = repr(t)
+    assert not any(slug in flat for slug in candidates)
+
+
+# ------------------------------------------------------------ voter codes
+
+@pytest.fixture
+def code_camp(db):
+    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE, electorate="codes")
+
+
+def test_codes_are_long_random_and_stored_only_hashed(db, code_camp):
+    codes = voting.create_codes(db, code_camp["id"], 50, NOW)
+    assert len(set(codes)) == 50
+    assert all(len(c.replace("-", "")) * 5 >= 128 for c in codes)
+    stored = {r[0] for r in db.execute("select code_hash from voter_codes")}
+    assert not any(c.replace("-", "") in h for c in codes for h in stored)
+    assert voting.code_campaign(db, codes[0])["slug"] == SLUG
+    assert voting.code_campaign(db, codes[0].lower().replace("-", " "))["slug"] == SLUG  # as typed
+
+
+def test_a_code_votes_once(db, code_camp, candidates):
+    code = voting.create_codes(db, code_camp["id"], 1, NOW)[0]
+    key = "code:" + voting.hash_code(code)
+    cast(db, code_camp, key, candidates[:2])
+    with pytest.raises(voting.NotOpen):
+        voting.code_campaign(db, code)
+    with pytest.raises(voting.AlreadyVoted):
+        cast(db, code_camp, key, candidates[:3])
+    assert ballots(db) == 1
+
+
+def test_an_unknown_code_cannot_vote(db, code_camp, candidates):
+    with pytest.raises(voting.NotOpen):
+        cast(db, code_camp, "code:" + voting.hash_code("A" * 32), candidates[:2])
+    assert ballots(db) == 0
+
+
+def test_codes_only_for_a_closed_electorate(db, camp):
+    with pytest.raises(voting.BrandvoteError):
+        voting.create_codes(db, camp["id"], 1, NOW)
+
+
+# ------------------------------------------------------------ tokens and addresses
+
+def test_csrf_token_is_bound_to_voter_campaign_and_age():
+    tokens = Tokens("s")
+    token = tokens.csrf("device:abc", 1, NOW)
+    assert tokens.check_csrf(token, "device:abc", 1, NOW + timedelta(seconds=3))["issued_at"] == NOW
+    for voter, campaign, at, error in [
+        ("device:abc", 1, NOW + timedelta(seconds=1), TokenInvalid),  # too fast
+        ("device:abc", 1, NOW + timedelta(hours=7), TokenExpired),
+        ("device:xyz", 1, NOW + timedelta(seconds=3), TokenInvalid),
+        ("device:abc", 2, NOW + timedelta(seconds=3), TokenInvalid),
+    ]:
+        with pytest.raises(error):
+            tokens.check_csrf(token, voter, campaign, at)
+    with pytest.raises(TokenInvalid):
+        Tokens("other").check_csrf(token, "device:abc", 1, NOW + timedelta(seconds=3))
+    with pytest.raises(TokenInvalid):
+        tokens.check_csrf(tokens.code_cookie(1, "h"), "device:abc", 1, NOW + timedelta(seconds=3))
+
+
+def test_voter_key_is_an_hmac_not_the_device_id():
+    tokens = Tokens("s")
+    key = tokens.voter_key("device", "raw-device-id")
+    assert "raw-device-id" not in key and key == tokens.voter_key("device", "raw-device-id")
+    assert key != Tokens("t").voter_key("device", "raw-device-id")
+
+
+@pytest.mark.parametrize("peer, xff, trusted, expected", [
+    ("203.0.113.9", "1.2.3.4", (), "203.0.113.9"),                      # no proxy configured
+    ("203.0.113.9", "1.2.3.4", ("10.0.0.1/32",), "203.0.113.9"),        # untrusted peer
+    ("10.0.0.1", "1.2.3.4", ("10.0.0.1/32",), "1.2.3.4"),
+    ("10.0.0.1", "6.6.6.6, 1.2.3.4", ("10.0.0.1/32",), "1.2.3.4"),       # spoofed first hop ignored
+    ("10.0.0.1", "1.2.3.4, 10.0.0.2", ("10.0.0.0/24",), "1.2.3.4"),      # chain of proxies
+    ("10.0.0.1", "not-an-ip", ("10.0.0.1/32",), "10.0.0.1"),
+])
+def test_client_ip_believes_forwarded_for_only_from_a_trusted_proxy(peer, xff, trusted, expected):
+    assert client_ip(peer, xff, trusted) == expected
