@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import accounts, catalog, clock, db as dbmod, voting
+from . import accounts, catalog, clock, db as dbmod, tally, voting
 from .errors import BrandvoteError, InvalidCatalog
 from .settings import Settings
 
@@ -119,8 +119,11 @@ def cmd_user_add(args) -> int:
 
 def cmd_campaign(args) -> int:
     _, db = _open(args)
-    state = {"open": "open", "close": "closed", "announce": "announced"}[args.action]
-    camp = voting.set_manual_state(db, args.slug, state, clock.utcnow())
+    if args.action == "announce":
+        camp = tally.announce(db, args.slug, clock.utcnow())
+    else:
+        state = {"open": "open", "close": "closed"}[args.action]
+        camp = voting.set_manual_state(db, args.slug, state, clock.utcnow())
     print(f"{camp['title']}：{voting.STATUS_LABELS[voting.status(camp, clock.utcnow())]}")
     return 0
 
@@ -169,6 +172,51 @@ def cmd_turnout(args) -> int:
     return 0
 
 
+def cmd_tally(args) -> int:
+    """For organizers: the tally once voting is over (refused while it runs)."""
+    import json
+
+    _, db = _open(args)
+    now = clock.utcnow()
+    camp = voting.campaign_by_slug(db, args.slug)
+    if args.decide_tie:
+        res = tally.decide_tie(db, camp, [s.strip() for s in args.decide_tie.split(",") if s.strip()], now, "cli")
+    else:
+        res = tally.results(db, camp, now)
+    if args.json:
+        print(json.dumps(tally.results_json(res), ensure_ascii=False, indent=2))
+        return 0
+    state = "已揭晓" if tally.is_announced(camp, now) else "未揭晓（仅供组织方核对）"
+    print(f"{camp['title']}：{res['ballots']} 张有效选票，{state}")
+    for r in res["rows"]:
+        mark = {True: "入选", False: "", None: "并列待定"}[r.winner]
+        print(f"  {r.rank:>3}{'=' if r.tie else ' '} {r.votes:>8} 票 {r.share * 100:5.1f}%  {r.name} {mark}")
+    print(f"账本 SHA-256：{res['ledger_sha256']}")
+    if res["undecided_tie"]:
+        print("入选名额边界有并列，揭晓前请决定：brandvote tally SLUG --decide-tie slug1,slug2")
+    return 0
+
+
+def cmd_recount(args) -> int:
+    import json
+
+    text = Path(args.ledger).read_text(encoding="utf-8")
+    published = None
+    if args.results:
+        published = json.loads(Path(args.results).read_text(encoding="utf-8"))
+    report = tally.recount(text, published)
+    print(f"账本：{report['ballots']} 张选票，SHA-256 {report['ledger_sha256']}")
+    for slug, n in sorted(report["counts"].items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {n:>8}  {slug}")
+    if report["matches"] is None:
+        return 0
+    if report["matches"]:
+        print("重算结果与公布结果一致。")
+        return 0
+    print("重算结果与公布结果不一致：", *report["differences"], sep="\n  ")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brandvote", description="工作品牌目录与评选")
     common = argparse.ArgumentParser(add_help=False)
@@ -212,6 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("turnout", parents=[common], help="投票人数（按小时、按渠道；不含各项票数）")
     p.add_argument("slug")
     p.set_defaults(func=cmd_turnout)
+
+    p = sub.add_parser("tally", parents=[common], help="计票（投票进行中拒绝）")
+    p.add_argument("slug")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--decide-tie", help="入选边界并列时，决定入选的项目（逗号分隔的 slug）")
+    p.set_defaults(func=cmd_tally)
+
+    p = sub.add_parser("recount", help="从公布的选票账本重新计票")
+    p.add_argument("ledger")
+    p.add_argument("--results", help="公布的 results.json，用于比对")
+    p.set_defaults(func=cmd_recount)
 
     p = sub.add_parser("campaign", parents=[common], help="开启、结束或揭晓评选")
     p.add_argument("action", choices=["open", "close", "announce"])

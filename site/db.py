@@ -263,3 +263,16 @@ def m004_voting(db: Database) -> None:
         BEGIN SELECT RAISE(ABORT, 'a voter code is used once'); END;
         """
     )
+
+
+@migrations()
+def m005_tallies(db: Database) -> None:
+    """The tally, computed once after voting ends (and verified against the ledger)."""
+    db["tallies"].create(
+        {"campaign_id": int, "computed_at": str, "ballots": int, "counts": str,
+         "ledger_sha256": str, "decided": str},
+        pk="campaign_id",
+        not_null={"computed_at", "ballots", "counts", "ledger_sha256"},
+        foreign_keys=[("campaign_id", "campaigns", "id")],
+        strict=True,
+    )

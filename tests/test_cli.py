@@ -178,3 +178,66 @@ def test_turnout_prints_totals_by_channel_without_candidate_counts(tmp_path, bun
     assert "共 3 张选票" in r.stdout and "渠道 poster: 2" in r.stdout
     names = {b["name"] for b in bundled["brands"] if b["slug"] in cands}
     assert not any(name in r.stdout for name in names)
+
+
+def _voted_and_closed(tmp_path, bundled, closed_minutes_ago=20):
+    """A loaded database whose demo campaign got a few ballots and closed `closed_minutes_ago`."""
+    from datetime import timedelta
+
+    from brandvote import clock, voting
+
+    db = tmp_path / "v.db"
+    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    conn = dbmod.connect(db)
+    slug = bundled["campaigns"][0]["slug"]
+    now = clock.utcnow()
+    conn.execute("update campaigns set opens_at = ?, closes_at = ?, announce_at = ? where slug = ?",
+                 [clock.to_db(now - timedelta(days=1)), clock.to_db(now - timedelta(minutes=closed_minutes_ago)),
+                  clock.to_db(now + timedelta(days=1)), slug])
+    conn.conn.commit()
+    cands = bundled["campaigns"][0]["candidates"]
+    camp = voting.campaign_by_slug(conn, slug)
+    for i, picks in enumerate([cands[:10], cands[:5], cands[2:4], cands[10:11]]):
+        with dbmod.immediate(conn):
+            voting.cast_ballot(conn, camp["id"], f"device:{i}", picks, now - timedelta(hours=2),
+                               page_loaded_at=now - timedelta(hours=2))
+    return db, slug, cands
+
+
+def test_tally_is_refused_during_the_grace_period(tmp_path, bundled):
+    db, slug, _ = _voted_and_closed(tmp_path, bundled, closed_minutes_ago=1)
+    r = run("tally", slug, "--db", str(db))
+    assert r.returncode == 1 and "投票仍在进行" in r.stderr
+
+
+def test_tally_json_then_announce_then_recount_of_the_published_ledger(tmp_path, bundled):
+    db, slug, cands = _voted_and_closed(tmp_path, bundled)
+    r = run("tally", slug, "--json", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    published = json.loads(r.stdout)
+    votes = {c["slug"]: c["votes"] for c in published["candidates"]}
+    assert published["ballots"] == 4 and votes[cands[2]] == 3 and votes[cands[4]] == 2 and votes[cands[14]] == 0
+    # six candidates with one vote each share ranks 6-11: a tie across the 10th seat
+    assert sum(1 for c in published["candidates"] if c["winner"] is None) == 6
+    refused = run("campaign", "announce", slug, "--db", str(db))
+    assert refused.returncode == 1 and "并列未决定" in refused.stderr
+    tied = [c["slug"] for c in published["candidates"] if c["winner"] is None]
+    seats = 10 - sum(1 for c in published["candidates"] if c["winner"] is True)
+    decided = run("tally", slug, "--decide-tie", ",".join(tied[:seats]), "--db", str(db))
+    assert decided.returncode == 0, decided.stderr
+    assert run("campaign", "announce", slug, "--db", str(db)).returncode == 0
+    from brandvote import clock, tally, voting
+
+    conn = dbmod.connect(db)
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_text(tally.ledger_csv(tally.ledger_rows(conn, 1)), encoding="utf-8")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(tally.results_json(tally.results(conn, voting.campaign_by_slug(conn, slug),
+                                                                    clock.utcnow())), ensure_ascii=False))
+    ok = run("recount", str(ledger), "--results", str(results))
+    assert ok.returncode == 0 and "一致" in ok.stdout
+    tampered = json.loads(results.read_text())
+    tampered["candidates"][0]["votes"] += 1
+    results.write_text(json.dumps(tampered, ensure_ascii=False))
+    bad = run("recount", str(ledger), "--results", str(results))
+    assert bad.returncode == 1 and "不一致" in bad.stdout

@@ -7,7 +7,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..templating import PACKAGE_DIR
-from . import api, catalog, system, vote
+from . import api, catalog, results, system, vote
 
 
 class VersionedStatic(StaticFiles):
@@ -27,6 +27,7 @@ def build_routes() -> list:
         *catalog.routes,
         *system.routes,
         *vote.routes,
-        Mount("/api", routes=api.routes, name="api"),
+        *results.routes,
+        Mount("/api", routes=[*api.routes, *results.api_routes], name="api"),
         Mount("/static", app=VersionedStatic(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]

@@ -165,6 +165,10 @@ async def submit(request: Request):
 
 
 def receipt(request: Request):
+    if "code" in request.query_params:  # anyone checking a receipt code, after the announcement
+        from .results import receipt_lookup
+
+        return receipt_lookup(request)
     camp = _public_campaign(request)
     voter = Voter(request, camp)
     ballot = voting.ballot_of(request.state.store.db(), camp["id"], voter.key) if voter.key else None
