@@ -1,18 +1,48 @@
-"""Staff accounts: editors, organizers, admins. Passwords are hashed with argon2id."""
+"""Staff accounts, sign-in and sessions: rules only, `now` passed in.
+
+The session cookie (Starlette's SessionMiddleware, signed) carries only a random
+session id; the record lives here, so sign-out and timeouts end it for good and a
+copied old cookie is worthless. Sign-in always makes a new id (no fixation).
+"""
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
 from . import clock
+from .db import immediate
 from .errors import BrandvoteError
-from .security import hash_password
+from .security import hash_password, verify_password
 
 ROLES = ("editor", "organizer", "admin")
+ROLE_LABELS = {"editor": "编辑", "organizer": "组织方", "admin": "管理员"}
 MIN_PASSWORD = 10
+IDLE_TIMEOUT = timedelta(minutes=30)
+ABSOLUTE_TIMEOUT = timedelta(hours=8)
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_IP = 20
+_DUMMY_HASH = hash_password("timing-equaliser-not-a-password")
+
+
+class SignInFailed(BrandvoteError):
+    status = 400
+    code = "sign_in_failed"
+    message = "用户名或密码不正确。"
+
+
+class Throttled(BrandvoteError):
+    status = 429
+    code = "throttled"
+    message = "登录失败次数过多，请 15 分钟后再试。"
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise BrandvoteError(f"密码至少 {MIN_PASSWORD} 个字符。")
 
 
 def create_user(db: Database, username: str, password: str, role: str, now: datetime) -> None:
@@ -21,15 +51,37 @@ def create_user(db: Database, username: str, password: str, role: str, now: date
         raise BrandvoteError(f"角色必须是 {'、'.join(ROLES)} 之一。")
     if not username or len(username) > 40 or not username.isprintable():
         raise BrandvoteError("用户名不能为空，最多 40 个字符。")
-    if len(password) < MIN_PASSWORD:
-        raise BrandvoteError(f"密码至少 {MIN_PASSWORD} 个字符。")
-    if next(iter(db.query("select 1 from users where username = ?", [username])), None):
-        raise BrandvoteError(f"用户 {username} 已存在。", status=409)
-    db.execute(
-        "insert into users (username, password_hash, role, created_at) values (?, ?, ?, ?)",
-        [username, hash_password(password), role, clock.to_db(now)],
-    )
-    db.conn.commit()
+    _check_password(password)
+    with immediate(db):
+        if next(iter(db.query("select 1 from users where username = ?", [username])), None):
+            raise BrandvoteError(f"用户 {username} 已存在。", status=409)
+        db.execute("insert into users (username, password_hash, role, created_at) values (?, ?, ?, ?)",
+                   [username, hash_password(password), role, clock.to_db(now)])
+
+
+def set_password(db: Database, username: str, password: str, now: datetime) -> None:
+    _check_password(password)
+    with immediate(db):
+        user = _user(db, username)
+        db.execute("update users set password_hash = ? where id = ?", [hash_password(password), user["id"]])
+        db.execute("update sessions set ended_at = ? where user_id = ? and ended_at is null",
+                   [clock.to_db(now), user["id"]])
+
+
+def set_disabled(db: Database, username: str, disabled: bool, now: datetime) -> None:
+    with immediate(db):
+        user = _user(db, username)
+        db.execute("update users set disabled = ? where id = ?", [int(disabled), user["id"]])
+        if disabled:
+            db.execute("update sessions set ended_at = ? where user_id = ? and ended_at is null",
+                       [clock.to_db(now), user["id"]])
+
+
+def _user(db: Database, username: str) -> dict:
+    user = next(iter(db.query("select * from users where username = ?", [username])), None)
+    if user is None:
+        raise BrandvoteError(f"没有用户 {username}。", status=404)
+    return dict(user)
 
 
 def has_users(db: Database) -> bool:
@@ -43,3 +95,81 @@ def create_first_admin(db: Database, now: datetime) -> tuple[str, str] | None:
     password = secrets.token_urlsafe(15)
     create_user(db, "admin", password, "admin", now)
     return "admin", password
+
+
+def list_users(db: Database) -> list[dict]:
+    return [dict(r) for r in db.query("select id, username, role, disabled, created_at from users order by id")]
+
+
+# ---------------------------------------------------------------- sign-in
+
+def sign_in(db: Database, username: str, password: str, ip_key: str, now: datetime) -> dict:
+    """Check throttling, then the password; on success a new session record.
+
+    The same message for an unknown user and a wrong password, and a password hash is
+    checked either way, so neither the text nor the timing tells which accounts exist.
+    """
+    username = username.strip()[:40]
+    since = clock.to_db(now - THROTTLE_WINDOW)
+    by_account = next(iter(db.query("select count(*) as n from login_failures where username = ? and at > ?",
+                                    [username, since])))["n"]
+    by_ip = next(iter(db.query("select count(*) as n from login_failures where ip_key = ? and at > ?",
+                               [ip_key, since])))["n"]
+    if by_account >= MAX_FAILURES_PER_ACCOUNT or by_ip >= MAX_FAILURES_PER_IP:
+        record(db, now, username or "?", "login.throttled")
+        raise Throttled()
+    user = next(iter(db.query("select * from users where username = ?", [username])), None)
+    ok = verify_password(user["password_hash"] if user else _DUMMY_HASH, password)
+    if not ok or user is None or user["disabled"]:
+        with immediate(db):
+            db.execute("insert into login_failures (at, username, ip_key) values (?, ?, ?)",
+                       [clock.to_db(now), username, ip_key])
+            record(db, now, username or "?", "login.failed", commit=False)
+        raise SignInFailed()
+    session = {"id": secrets.token_urlsafe(32), "user_id": user["id"], "created_at": clock.to_db(now),
+               "last_seen": clock.to_db(now), "csrf": secrets.token_urlsafe(32)}
+    with immediate(db):
+        db.execute("insert into sessions (id, user_id, created_at, last_seen, csrf) values"
+                   " (:id, :user_id, :created_at, :last_seen, :csrf)", session)
+        record(db, now, username, "login", commit=False)
+    return session
+
+
+def session_user(db: Database, session_id: str | None, now: datetime) -> dict | None:
+    """The signed-in user for a session id, or None if it ended, idled or aged out."""
+    if not session_id or len(session_id) > 100:
+        return None
+    row = next(iter(db.query(
+        "select s.id as session_id, s.created_at, s.last_seen, s.ended_at, s.csrf, u.id, u.username, u.role,"
+        " u.disabled from sessions s join users u on u.id = s.user_id where s.id = ?", [session_id])), None)
+    if row is None or row["ended_at"] or row["disabled"]:
+        return None
+    if now - clock.from_db(row["last_seen"]) > IDLE_TIMEOUT or now - clock.from_db(row["created_at"]) > ABSOLUTE_TIMEOUT:
+        end_session(db, session_id, now)
+        return None
+    if now - clock.from_db(row["last_seen"]) > timedelta(minutes=1):  # don't write on every request
+        db.execute("update sessions set last_seen = ? where id = ?", [clock.to_db(now), session_id])
+        db.conn.commit()
+    return dict(row)
+
+
+def end_session(db: Database, session_id: str, now: datetime, actor: str | None = None) -> None:
+    with immediate(db):
+        db.execute("update sessions set ended_at = ? where id = ? and ended_at is null", [clock.to_db(now), session_id])
+        if actor:
+            record(db, now, actor, "logout", commit=False)
+
+
+def record(db: Database, now: datetime, actor: str, action: str, target: str = "", commit: bool = True) -> None:
+    """An audit-log entry (in its own transaction unless the caller has one)."""
+    from .voting import audit
+
+    if commit:
+        with immediate(db):
+            audit(db, now, actor, action, target)
+    else:
+        audit(db, now, actor, action, target)
+
+
+def audit_entries(db: Database, limit: int = 200, offset: int = 0) -> list[dict]:
+    return [dict(r) for r in db.query("select * from audit_log order by id desc limit ? offset ?", [limit, offset])]

@@ -8,9 +8,11 @@ from typing import Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 
 from . import clock, db as dbmod
+from .accounts import ABSOLUTE_TIMEOUT
 from .routes import build_routes
 from .routes.errors import error_response, make_handlers
 from .security import BodyLimit, SecurityHeaders, Tokens
@@ -46,7 +48,13 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -
         routes=build_routes(),
         lifespan=lifespan,
         exception_handlers=make_handlers(templates),
-        middleware=[Middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render_413=render_413)],
+        middleware=[
+            Middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render_413=render_413),
+            # Staff sessions: a signed cookie holding only a session id (see accounts.py).
+            Middleware(SessionMiddleware, secret_key=settings.secret + ":staff-session", session_cookie="bv_session",
+                       max_age=int(ABSOLUTE_TIMEOUT.total_seconds()), same_site="strict",
+                       https_only=settings.https),
+        ],
         https=settings.https,
     )
 

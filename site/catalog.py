@@ -132,13 +132,28 @@ def _brand_row(brand: dict) -> dict:
     return row
 
 
-def load_document(db: Database, doc: dict, now: datetime) -> LoadReport:
-    """Upsert brands, lists and campaigns by slug in one transaction, or change nothing."""
+class _Rollback(Exception):
+    """Raised inside the load transaction to undo a dry run."""
+
+
+def load_document(db: Database, doc: dict, now: datetime, actor: str = "load", dry_run: bool = False) -> LoadReport:
+    """Upsert brands, lists and campaigns by slug in one transaction, or change nothing.
+
+    A dry run does all of it and rolls back, so a preview reports exactly what a load would.
+    """
     existing = {r["slug"] for r in db.query("select slug from brands")}
     problems = validate_document(doc, existing)
     if problems:
         raise InvalidCatalog(problems)
     report = LoadReport()
+    try:
+        _load(db, doc, now, actor, dry_run, report)
+    except _Rollback:
+        pass
+    return report
+
+
+def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, report: LoadReport) -> None:
     stamp = clock.to_db(now)
     with dbmod.immediate(db):
         for brand in doc["brands"]:
@@ -153,23 +168,37 @@ def load_document(db: Database, doc: dict, now: datetime) -> LoadReport:
                     {**row, "now": stamp},
                 )
                 report.added["brands"].append(row["slug"])
+                record_revision(db, _one(db, "select id from brands where slug = ?", [row["slug"]])["id"],
+                                now, actor, "load")
             elif any(old[k] != row[k] for k in BRAND_FIELDS) or old["deleted_at"]:
                 sets = ", ".join(f"{k} = :{k}" for k in BRAND_FIELDS if k != "slug")
                 db.execute(f"update brands set {sets}, deleted_at = null, updated_at = :now where slug = :slug",
                            {**row, "now": stamp})
                 report.changed["brands"].append(row["slug"])
+                record_revision(db, old["id"], now, actor, "load")
             else:
                 report.unchanged["brands"] += 1
         ids = {r["slug"]: r["id"] for r in db.query("select id, slug from brands")}
         for item in doc.get("lists", []):
             _upsert_list(db, item, ids, stamp, report)
         for camp in doc.get("campaigns", []):
-            outcome = voting.upsert_campaign(db, camp, ids, now)
+            outcome = voting.upsert_campaign(db, camp, ids, now, actor=actor)
             if outcome == "unchanged":
                 report.unchanged["campaigns"] += 1
             else:
                 getattr(report, outcome)["campaigns"].append(camp["slug"])
-    return report
+        if dry_run:
+            raise _Rollback()
+
+
+def record_revision(db: Database, brand_id: int, now: datetime, actor: str, action: str) -> None:
+    """Inside the caller's transaction: the brand as it now stands, who and why."""
+    row = _one(db, "select * from brands where id = ?", [brand_id])
+    brand = decode_brand(row)
+    snap = {k: brand[k] for k in BRAND_FIELDS}
+    snap["featured"], snap["published"], snap["deleted"] = bool(snap["featured"]), bool(snap["published"]), bool(row["deleted_at"])
+    db.execute("insert into brand_revisions (brand_id, at, actor, action, data) values (?, ?, ?, ?, ?)",
+               [brand_id, clock.to_db(now), actor, action, json.dumps(snap, ensure_ascii=False, sort_keys=True)])
 
 
 def _upsert_list(db: Database, item: dict, ids: dict[str, int], stamp: str, report: LoadReport) -> None:

@@ -117,6 +117,20 @@ def cmd_user_add(args) -> int:
     return 0
 
 
+def cmd_user_passwd(args) -> int:
+    _, db = _open(args)
+    accounts.set_password(db, args.name, sys.stdin.readline().rstrip("\n"), clock.utcnow())
+    print(f"已修改 {args.name} 的密码，其所有登录会话已结束。")
+    return 0
+
+
+def cmd_user_disable(args) -> int:
+    _, db = _open(args)
+    accounts.set_disabled(db, args.name, not args.enable, clock.utcnow())
+    print(f"已{'启用' if args.enable else '停用'}用户 {args.name}。")
+    return 0
+
+
 def cmd_campaign(args) -> int:
     _, db = _open(args)
     if args.action == "announce":
@@ -129,8 +143,10 @@ def cmd_campaign(args) -> int:
 
 
 def cmd_codes(args) -> int:
-    """One-time voter codes to a CSV (code, URL); only their hashes stay in the database."""
+    """One-time voter codes to a CSV (code, URL), and with --slips a printable HTML file of
+    QR slips; only the codes' hashes stay in the database."""
     import csv
+    import time
 
     if not 1 <= args.count <= 1_000_000:
         print("--count 必须在 1 到 1000000 之间。", file=sys.stderr)
@@ -138,25 +154,44 @@ def cmd_codes(args) -> int:
     settings, db = _open(args)
     camp = voting.campaign_by_slug(db, args.slug)
     out = Path(args.out)
-    if out.exists():
-        print(f"{out} 已存在，不覆盖。", file=sys.stderr)
+    slips = Path(args.slips) if args.slips else None
+    for path in (out, slips):
+        if path is not None and path.exists():
+            print(f"{path} 已存在，不覆盖。", file=sys.stderr)
+            return 1
+    if slips is not None and slips.resolve() == out.resolve():
+        print("--slips 与 --out 不能是同一个文件。", file=sys.stderr)
         return 1
 
     tty = sys.stderr.isatty()
 
-    def progress(done, total):
-        if tty:  # one line, rewritten in place
-            print(f"\r已生成 {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-        elif done == total or done % 2000 == 0:
-            print(f"已生成 {done}/{total}", file=sys.stderr, flush=True)
+    def progress_for(label):
+        last = [0]
 
-    codes = voting.create_codes(db, camp["id"], args.count, clock.utcnow(), progress=progress)
+        def progress(done, total):
+            if tty:  # one line, rewritten in place
+                print(f"\r{label} {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+            elif done == total or done - last[0] >= 2000:
+                print(f"{label} {done}/{total}", file=sys.stderr, flush=True)
+                last[0] = done
+        return progress
+
+    codes = voting.create_codes(db, camp["id"], args.count, clock.utcnow(), progress=progress_for("已生成"))
     with open(out, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["code", "url"])
         for code in codes:
             writer.writerow([code, f"{settings.base_url}/v/{code}"])
     print(f"已为“{camp['title']}”生成 {len(codes)} 个投票码：{out}")
+    if slips is not None:
+        from . import qr
+        from .templating import make_templates
+
+        started = time.perf_counter()
+        with open(slips, "w", encoding="utf-8") as fh:
+            sheets = qr.write_slips(make_templates(settings).env, settings, camp, codes, fh,
+                                    progress=progress_for("已排版纸条"))
+        print(f"投票码纸条：{slips}（{len(codes)} 张，{sheets} 页 A4，用时 {time.perf_counter() - started:.1f} 秒）")
     return 0
 
 
@@ -250,11 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=accounts.ROLES)
     p.set_defaults(func=cmd_user_add)
+    p = user_sub.add_parser("passwd", parents=[common], help="修改密码（从标准输入读取）")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_user_passwd)
+    p = user_sub.add_parser("disable", parents=[common], help="停用账号（--enable 重新启用）")
+    p.add_argument("name")
+    p.add_argument("--enable", action="store_true")
+    p.set_defaults(func=cmd_user_disable)
 
-    p = sub.add_parser("codes", parents=[common], help="生成一次性投票码（CSV）")
+    p = sub.add_parser("codes", parents=[common], help="生成一次性投票码（CSV，可选打印用二维码纸条）")
     p.add_argument("slug")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--slips", help="同时生成可打印的投票码纸条（HTML，A4 每页 12 张）")
     p.set_defaults(func=cmd_codes)
 
     p = sub.add_parser("turnout", parents=[common], help="投票人数（按小时、按渠道；不含各项票数）")

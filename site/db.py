@@ -276,3 +276,39 @@ def m005_tallies(db: Database) -> None:
         foreign_keys=[("campaign_id", "campaigns", "id")],
         strict=True,
     )
+
+
+@migrations()
+def m006_staff_sessions(db: Database) -> None:
+    """Server-side session records, so sign-out and timeouts really end a session, and
+    brand revisions, so every save can be traced and undone."""
+    db["sessions"].create(
+        {"id": str, "user_id": int, "created_at": str, "last_seen": str, "ended_at": str, "csrf": str},
+        pk="id",
+        not_null={"user_id", "created_at", "last_seen", "csrf"},
+        foreign_keys=[("user_id", "users", "id")],
+        strict=True,
+    )
+    db["login_failures"].create(
+        {"id": int, "at": str, "username": str, "ip_key": str},
+        pk="id",
+        not_null={"at", "username", "ip_key"},
+        strict=True,
+    )
+    db["login_failures"].create_index(["username", "at"])
+    db["login_failures"].create_index(["ip_key", "at"])
+    db["brand_revisions"].create(
+        {"id": int, "brand_id": int, "at": str, "actor": str, "action": str, "data": str},
+        pk="id",
+        not_null={"brand_id", "at", "actor", "action", "data"},
+        foreign_keys=[("brand_id", "brands", "id")],
+        strict=True,
+    )
+    db["brand_revisions"].create_index(["brand_id", "id"])
+    append_only(db, "brand_revisions")
+    db["pending_imports"].create(
+        {"id": str, "actor": str, "created_at": str, "doc": str},
+        pk="id",
+        not_null={"actor", "created_at", "doc"},
+        strict=True,
+    )

@@ -97,3 +97,18 @@ class LiveServer:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+PASSWORD = "correct horse battery"
+
+
+def login(client, username: str, password: str = PASSWORD, next_path: str = "/admin"):
+    page = client.get("/login")
+    token = csrf_from(page.text)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token,
+                                       "next": next_path}, follow_redirects=False)
+
+
+def staff_csrf(client) -> str:
+    """The signed-in user's form token, as any admin page carries it."""
+    return csrf_from(client.get("/admin").text)

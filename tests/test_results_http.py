@@ -176,7 +176,7 @@ def get_routes(app):
 def sample_paths(template, ctx):
     """Concrete URLs for a route template; a route this does not know fails the test."""
     values = {
-        "/brands/{slug}": ctx["brands"], "/api/brands/{slug}": ctx["brands"],
+        "/brands/{slug}": ctx["brands"], "/api/brands/{slug}": ctx["brands"], "/brands/{slug}/qr.svg": ctx["brands"],
         "/lists/{slug}": ctx["lists"], "/api/lists/{slug}": ctx["lists"],
         "/static/{path}": ["app.css", "app.js"],
     }
@@ -189,8 +189,12 @@ def sample_paths(template, ctx):
         return paths
     if template == "/v/{code}":
         return ["/v/" + "A" * 32]
+    if template.startswith("/admin/"):  # staff pages: the public (anonymous) view of them
+        admin_values = {"slug": SLUG if template.startswith("/admin/campaigns") else ctx["brands"][0],
+                        "rev": "1", "import_id": "none"}
+        return [re.sub(r"\{(\w+)\}", lambda m: admin_values[m.group(1)], template)]
     if template in values:
-        return [template.split("{")[0] + v for v in values[template]]
+        return [re.sub(r"\{\w+\}", v, template) for v in values[template]]
     assert "{" not in template, f"new route {template}: teach sample_paths about it"
     if template == "/brands":
         return ["/brands", "/brands?q=协商", "/brands?list=" + ctx["lists"][1]]

@@ -7,7 +7,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..templating import PACKAGE_DIR
-from . import api, catalog, results, system, vote
+from . import api, catalog, editor, qr, results, staff, system, vote
 
 
 class VersionedStatic(StaticFiles):
@@ -26,8 +26,11 @@ def build_routes() -> list:
     return [
         *catalog.routes,
         *system.routes,
+        *qr.routes,
         *vote.routes,
         *results.routes,
+        *staff.routes,
+        *editor.routes,
         Mount("/api", routes=[*api.routes, *results.api_routes], name="api"),
         Mount("/static", app=VersionedStatic(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]

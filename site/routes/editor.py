@@ -1,0 +1,204 @@
+"""The editor's console under /admin/brands: parse the form, call editing/catalog, render."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import catalog, clock, editing
+from ..db import immediate
+from ..errors import BrandvoteError, InvalidCatalog, NotFound
+from .staff import render, requires
+
+SEE_OTHER = {"status_code": 303, "headers": {"Cache-Control": "no-store"}}
+
+
+def _ctx(request: Request) -> tuple:
+    return request.state.store.db(), request.state.now(), request.state.user["username"]
+
+
+def _edit_page(request: Request, values: dict, *, creating: bool, errors=None, preview=None, message=None,
+               status_code=200) -> Response:
+    return render(request, "admin/brands/edit.html", {
+        "values": values, "creating": creating, "errors": errors or {}, "preview": preview, "message": message,
+        "kinds": catalog.KINDS, "regions": catalog.regions(request.state.store.db()),
+    }, status_code)
+
+
+@requires("editor")
+def index(request: Request):
+    q = request.query_params.get("q", "").strip()[:100]
+    return render(request, "admin/brands/index.html", {
+        "brands": editing.list_for_editors(request.state.store.db(), q), "q": q})
+
+
+@requires("editor")
+def new_form(request: Request):
+    blank, _ = editing.brand_from_form({"kind": "brand", "region": "上海"})
+    return _edit_page(request, editing.form_values(blank), creating=True)
+
+
+def _save(request: Request, existing_slug: str | None) -> Response:
+    db, now, actor = _ctx(request)
+    form = request.state.form
+    brand, errors = editing.brand_from_form(form, slug=existing_slug)
+    creating = existing_slug is None
+    values = {**editing.form_values(brand), **{k: form.get(k) for k in ("year_founded", "figures", "sources", "tags")
+                                                 if isinstance(form.get(k), str)}}
+    values["published"] = bool(editing.editable_brand(db, existing_slug)["published"]) if existing_slug else False
+    errors = {**editing.validate_brand(brand), **errors}  # every problem at once, parse errors first
+    if errors:
+        return _edit_page(request, values, creating=creating, errors=errors, status_code=422,
+                          message="请修改标出的字段后再保存。")
+    if form.get("action") == "preview":
+        return _edit_page(request, values, creating=creating, preview={**brand, "kind_label": catalog.KINDS[brand["kind"]]})
+    try:
+        saved = editing.save_brand(db, brand, now, actor, existing_slug=existing_slug)
+    except editing.InvalidBrand as exc:
+        return _edit_page(request, values, creating=creating, errors=exc.errors, status_code=422,
+                          message=exc.message)
+    return RedirectResponse(f"/admin/brands/{saved['slug']}/edit?saved=1", **SEE_OTHER)
+
+
+@requires("editor")
+def new_post(request: Request):
+    return _save(request, None)
+
+
+@requires("editor")
+def edit_form(request: Request):
+    brand = editing.editable_brand(request.state.store.db(), request.path_params["slug"])
+    message = "已保存。公开页面已更新。" if request.query_params.get("saved") else None
+    return _edit_page(request, editing.form_values(brand), creating=False, message=message)
+
+
+@requires("editor")
+def edit_post(request: Request):
+    editing.editable_brand(request.state.store.db(), request.path_params["slug"])  # 404 before anything
+    return _save(request, request.path_params["slug"])
+
+
+@requires("editor")
+def publish(request: Request):
+    db, now, actor = _ctx(request)
+    slug = request.path_params["slug"]
+    editing.set_published(db, slug, request.state.form.get("published") == "1", now, actor)
+    return RedirectResponse(f"/admin/brands/{slug}/edit?saved=1", **SEE_OTHER)
+
+
+@requires("editor")
+def delete_confirm(request: Request):
+    brand = editing.editable_brand(request.state.store.db(), request.path_params["slug"])
+    return render(request, "admin/brands/delete.html", {"brand": brand, "message": None})
+
+
+@requires("editor")
+def delete(request: Request):
+    db, now, actor = _ctx(request)
+    slug = request.path_params["slug"]
+    brand = editing.editable_brand(db, slug)
+    if request.state.form.get("confirm") != "yes":
+        return render(request, "admin/brands/delete.html", {"brand": brand, "message": "请勾选确认后再删除。"}, 422)
+    try:
+        editing.delete_brand(db, slug, now, actor)
+    except BrandvoteError as exc:
+        return render(request, "admin/brands/delete.html", {"brand": brand, "message": exc.message}, exc.status)
+    return RedirectResponse("/admin/brands?deleted=" + slug, **SEE_OTHER)
+
+
+@requires("editor")
+def history(request: Request):
+    db = request.state.store.db()
+    slug = request.path_params["slug"]
+    return render(request, "admin/brands/history.html", {"slug": slug, "revisions": editing.revisions(db, slug),
+                                                         "action_label": editing.action_label,
+                                                         "current": editing._row(db, slug, include_deleted=True)})
+
+
+@requires("editor")
+def restore(request: Request):
+    db, now, actor = _ctx(request)
+    rev = request.path_params["rev"]
+    if not rev.isdigit():
+        raise NotFound("没有找到这个版本。")
+    editing.restore_revision(db, request.path_params["slug"], int(rev), now, actor)
+    return RedirectResponse(f"/admin/brands/{request.path_params['slug']}/history?restored={rev}", **SEE_OTHER)
+
+
+# ---------------------------------------------------------------- import / export
+
+@requires("editor")
+def import_form(request: Request):
+    return render(request, "admin/brands/import.html", {"report": None, "problems": None, "import_id": None})
+
+
+@requires("editor")
+def import_upload(request: Request):
+    """Check the file like `brandvote load`, then show what would change; nothing is applied yet."""
+    db, now, actor = _ctx(request)
+    upload = request.state.form.get("file")
+    problems, report, import_id = None, None, None
+    try:
+        if upload is None or isinstance(upload, str):
+            raise InvalidCatalog(["$: 请选择一个 JSON 文件。"])
+        raw = upload.file.read()
+        try:
+            doc = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidCatalog([f"$: 不是有效的 UTF-8 JSON 文件：{exc}"]) from exc
+        report = catalog.load_document(db, doc, now, actor=actor, dry_run=True)
+        import_id = secrets.token_urlsafe(16)
+        with immediate(db):
+            db.execute("insert into pending_imports (id, actor, created_at, doc) values (?, ?, ?, ?)",
+                       [import_id, actor, clock.to_db(now), json.dumps(doc, ensure_ascii=False)])
+    except InvalidCatalog as exc:
+        problems = exc.problems
+    return render(request, "admin/brands/import.html", {"report": report, "problems": problems,
+                                                        "import_id": import_id}, 422 if problems else 200)
+
+
+@requires("editor")
+def import_apply(request: Request):
+    db, now, actor = _ctx(request)
+    pending = next(iter(db.query("select * from pending_imports where id = ? and actor = ?",
+                                 [request.path_params["import_id"], actor])), None)
+    if pending is None:
+        raise NotFound("没有找到这次导入，请重新上传文件。")
+    try:
+        report = catalog.load_document(db, json.loads(pending["doc"]), now, actor=actor)
+    except InvalidCatalog as exc:
+        return render(request, "admin/brands/import.html", {"report": None, "problems": exc.problems,
+                                                            "import_id": None}, 422)
+    with immediate(db):
+        db.execute("delete from pending_imports where id = ?", [pending["id"]])
+    return render(request, "admin/brands/import.html", {"report": report, "problems": None, "import_id": None,
+                                                        "applied": True})
+
+
+@requires("editor")
+def export(request: Request):
+    text = catalog.dump(catalog.export_document(request.state.store.db()))
+    return Response(text, media_type="application/json; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="brands.json"'})
+
+
+routes = [
+    Route("/admin/brands", index, name="admin_brands"),
+    Route("/admin/brands/new", new_form, methods=["GET"], name="admin_brand_new"),
+    Route("/admin/brands/new", new_post, methods=["POST"], name="admin_brand_create"),
+    Route("/admin/brands/{slug}/edit", edit_form, methods=["GET"], name="admin_brand_edit"),
+    Route("/admin/brands/{slug}/edit", edit_post, methods=["POST"], name="admin_brand_save"),
+    Route("/admin/brands/{slug}/publish", publish, methods=["POST"], name="admin_brand_publish"),
+    Route("/admin/brands/{slug}/delete", delete_confirm, methods=["GET"], name="admin_brand_delete_confirm"),
+    Route("/admin/brands/{slug}/delete", delete, methods=["POST"], name="admin_brand_delete"),
+    Route("/admin/brands/{slug}/history", history, name="admin_brand_history"),
+    Route("/admin/brands/{slug}/restore/{rev}", restore, methods=["POST"], name="admin_brand_restore"),
+    Route("/admin/import", import_form, methods=["GET"], name="admin_import"),
+    Route("/admin/import", import_upload, methods=["POST"], name="admin_import_upload"),
+    Route("/admin/import/{import_id}/apply", import_apply, methods=["POST"], name="admin_import_apply"),
+    Route("/admin/export", export, name="admin_export"),
+]

@@ -1,0 +1,96 @@
+"""QR codes for campaigns (per channel) and entries, and the printable A4 poster.
+
+Every encoded URL is built from settings.base_url, never from the request's Host header.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import catalog, qr, voting
+from ..errors import BrandvoteError
+from .vote import CHANNEL_RE, _public_campaign
+
+CACHE_HEADERS = {"Cache-Control": "public, max-age=86400"}
+
+
+class BadChannel(BrandvoteError):
+    status = 400
+    code = "bad_channel"
+    message = "渠道参数 ch 只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
+
+
+def parse_channel(request: Request) -> str | None:
+    """`?ch=`: absent or empty → no channel; anything the ballot would not keep → 400."""
+    ch = request.query_params.get("ch", "")
+    if ch == "":
+        return None
+    if not CHANNEL_RE.match(ch):
+        raise BadChannel()
+    return ch
+
+
+def campaign_url(request: Request, slug: str, channel: str | None) -> str:
+    url = f"{request.state.settings.base_url}/c/{slug}"
+    return f"{url}?ch={channel}" if channel else url
+
+
+def image_response(request: Request, url: str, fmt: str, size: int) -> Response:
+    image = qr.render(url, fmt, size, cache=request.state.settings.cache_pages)
+    headers = {**CACHE_HEADERS, "ETag": image.etag}
+    if qr.etag_matches(request.headers.get("if-none-match"), image.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(image.body, media_type=image.media_type, headers=headers)
+
+
+def campaign_code(fmt: str):
+    def endpoint(request: Request) -> Response:
+        size = qr.parse_size(request.query_params.get("size"), fmt)
+        channel = parse_channel(request)
+        camp = _public_campaign(request)
+        return image_response(request, campaign_url(request, camp["slug"], channel), fmt, size)
+
+    endpoint.__name__ = f"campaign_qr_{fmt}"
+    return endpoint
+
+
+def brand_code(request: Request) -> Response:
+    size = qr.parse_size(request.query_params.get("size"), "svg")
+    brand = catalog.brand_by_slug(request.state.store.db(), request.path_params["slug"])
+    return image_response(request, f"{request.state.settings.base_url}/brands/{brand['slug']}", "svg", size)
+
+
+def common_organizer(candidates: list[dict]) -> str | None:
+    """The organizer every candidate names (organizers are joined with 、), if there is one;
+    campaigns store no organizer of their own, so nothing is shown rather than a guess."""
+    if not candidates:
+        return None
+    names = [[n.strip() for n in (c.get("organizer") or "").split("、") if n.strip()] for c in candidates]
+    shared = set(names[0]).intersection(*map(set, names[1:]))
+    return "、".join(n for n in names[0] if n in shared) or None
+
+
+def poster(request: Request) -> Response:
+    channel = parse_channel(request)
+    camp = _public_campaign(request)
+    candidates = voting.candidates_of(request.state.store.db(), camp["id"])
+    query = f"?ch={channel}" if channel else ""
+    return request.state.templates.TemplateResponse(request, "qr/poster.html", {
+        "campaign": camp,
+        "channel": channel,
+        "qr_src": f"/c/{camp['slug']}/qr.svg{query}",
+        "url": campaign_url(request, camp["slug"], channel),
+        "organizer": common_organizer(candidates),
+        "candidate_count": len(candidates),
+        "state": voting.status(camp, request.state.now()),
+    })
+
+
+routes = [
+    Route("/c/{slug}/qr.svg", campaign_code("svg"), name="campaign_qr_svg"),
+    Route("/c/{slug}/qr.png", campaign_code("png"), name="campaign_qr_png"),
+    Route("/c/{slug}/poster", poster, name="poster"),
+    Route("/brands/{slug}/qr.svg", brand_code, name="brand_qr_svg"),
+]

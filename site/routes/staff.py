@@ -1,0 +1,204 @@
+"""Staff sign-in and the guard every /admin endpoint wears.
+
+`requires(*roles)` is the only way into an admin handler: it finds the session's user,
+refuses the wrong role, and checks the CSRF token on every POST before the handler
+runs. The roles are kept on the endpoint so a test can read them off the route table.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import inspect
+import secrets
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import accounts
+from ..errors import BrandvoteError
+from ..security import client_ip
+from .errors import error_response
+
+NO_STORE = {"Cache-Control": "no-store"}
+ADMIN_FORM_LIMITS = {"max_fields": 1000, "max_files": 1, "max_part_size": 1024 * 1024}
+
+
+def current_user(request: Request) -> dict | None:
+    return accounts.session_user(request.state.store.db(), request.session.get("sid"), request.state.now())
+
+
+async def staff_form(request: Request):
+    return await request.form(**ADMIN_FORM_LIMITS)
+
+
+def requires(*roles: str):
+    """Admin may do everything; others only what their role names."""
+
+    def decorate(endpoint):
+        is_async = inspect.iscoroutinefunction(endpoint)
+
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            user = await run_in_threadpool(current_user, request)
+            if user is None:
+                if request.method == "GET":
+                    return RedirectResponse("/login?next=" + request.url.path, status_code=303, headers=NO_STORE)
+                return error_response(request.state.templates, request, 403, "请先登录。")
+            if user["role"] != "admin" and user["role"] not in roles:
+                return error_response(request.state.templates, request, 403, "您的账号没有这项操作的权限。")
+            request.state.user = user
+            if request.method == "POST":
+                try:
+                    form = await staff_form(request)
+                except Exception:
+                    return error_response(request.state.templates, request, 400, "提交的表单格式有误。")
+                token = form.get("csrf_token")
+                if not isinstance(token, str) or not hmac.compare_digest(token, user["csrf"]):
+                    return error_response(request.state.templates, request, 403,
+                                          "表单校验失败（页面已过期或来自其他网站），请返回重新提交。")
+                request.state.form = form  # handlers read the checked form from here
+            response = await endpoint(request) if is_async else await run_in_threadpool(endpoint, request)
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        guarded.required_roles = roles
+        return guarded
+
+    return decorate
+
+
+def render(request: Request, name: str, context: dict, status_code: int = 200) -> Response:
+    context = {"user": getattr(request.state, "user", None), "role_labels": accounts.ROLE_LABELS, **context}
+    return request.state.templates.TemplateResponse(request, name, context, status_code=status_code,
+                                                    headers=NO_STORE)
+
+
+# ---------------------------------------------------------------- sign-in / sign-out
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/admin") and "//" not in value and "\\" not in value else "/admin"
+
+
+def _login_csrf(request: Request) -> str:
+    token = request.session.get("login_csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session["login_csrf"] = token
+    return token
+
+
+def login_page(request: Request):
+    return render(request, "admin/login.html", {"csrf_token": _login_csrf(request), "username": "", "message": None,
+                                                "next": _safe_next(request.query_params.get("next"))})
+
+
+async def login(request: Request):
+    try:
+        form = await request.form(max_fields=10, max_files=0, max_part_size=4096)
+    except Exception:
+        form = {}
+    username = form.get("username") if isinstance(form.get("username"), str) else ""
+    password = form.get("password") if isinstance(form.get("password"), str) else ""
+    target = _safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
+    expected = request.session.get("login_csrf")
+    token = form.get("csrf_token")
+
+    def again(message: str, status: int) -> Response:
+        return render(request, "admin/login.html", {"csrf_token": _login_csrf(request), "username": username[:40],
+                                                    "message": message, "next": target}, status)
+
+    if not isinstance(expected, str) or not isinstance(token, str) or not hmac.compare_digest(token, expected):
+        return again("表单校验失败，请重新登录。", 403)
+    settings = request.state.settings
+    ip = client_ip(request.client.host if request.client else None, request.headers.get("x-forwarded-for"),
+                   settings.trusted_proxies)
+    try:
+        session = await run_in_threadpool(accounts.sign_in, request.state.store.db(), username, password,
+                                          request.state.tokens.ip_key(ip), request.state.now())
+    except accounts.Throttled as exc:
+        response = again(exc.message, 429)
+        response.headers["Retry-After"] = str(int(accounts.THROTTLE_WINDOW.total_seconds()))
+        return response
+    except BrandvoteError as exc:
+        return again(exc.message, 400)
+    request.session.clear()  # a new session: nothing from before sign-in carries over
+    request.session["sid"] = session["id"]
+    return RedirectResponse(target, status_code=303, headers=NO_STORE)
+
+
+@requires("editor", "organizer")
+def logout_page(request: Request):
+    return render(request, "admin/logout.html", {})
+
+
+@requires("editor", "organizer")
+def logout(request: Request):
+    accounts.end_session(request.state.store.db(), request.state.user["session_id"], request.state.now(),
+                         actor=request.state.user["username"])
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303, headers=NO_STORE)
+
+
+# ---------------------------------------------------------------- dashboard, users, audit
+
+@requires("editor", "organizer")
+def dashboard(request: Request):
+    return render(request, "admin/index.html", {})
+
+
+@requires()
+def users(request: Request):
+    return render(request, "admin/users.html", {"users": accounts.list_users(request.state.store.db()),
+                                                "roles": accounts.ROLES, "message": None})
+
+
+@requires()
+async def users_post(request: Request):
+    form = await staff_form(request)
+    db, now = request.state.store.db(), request.state.now()
+    action = form.get("action")
+    username = str(form.get("username") or "")
+    try:
+        if action == "add":
+            await run_in_threadpool(accounts.create_user, db, username, str(form.get("password") or ""),
+                                    str(form.get("role") or ""), now)
+            done = f"已创建用户 {username}。"
+        elif action in ("disable", "enable"):
+            if username == request.state.user["username"]:
+                raise BrandvoteError("不能停用自己的账号。")
+            await run_in_threadpool(accounts.set_disabled, db, username, action == "disable", now)
+            done = f"已{'停用' if action == 'disable' else '启用'} {username}。"
+        elif action == "passwd":
+            await run_in_threadpool(accounts.set_password, db, username, str(form.get("password") or ""), now)
+            done = f"已重设 {username} 的密码。"
+        else:
+            raise BrandvoteError("未知操作。")
+        await run_in_threadpool(accounts.record, db, now, request.state.user["username"], f"user.{action}", username)
+        status = 200
+    except BrandvoteError as exc:
+        done, status = exc.message, exc.status if exc.status != 404 else 422
+    return render(request, "admin/users.html", {"users": accounts.list_users(db), "roles": accounts.ROLES,
+                                                "message": done}, status)
+
+
+@requires()
+def audit(request: Request):
+    page_text = request.query_params.get("page", "1")
+    page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 100000 else 1
+    entries = accounts.audit_entries(request.state.store.db(), limit=100, offset=(page - 1) * 100)
+    return render(request, "admin/audit.html", {"entries": entries, "page": page})
+
+
+routes = [
+    Route("/login", login_page, methods=["GET"], name="login"),
+    Route("/login", login, methods=["POST"], name="login_post"),
+    Route("/logout", logout_page, methods=["GET"], name="logout_page"),
+    Route("/logout", logout, methods=["POST"], name="logout"),
+    Route("/admin", dashboard, name="admin"),
+    Route("/admin/users", users, methods=["GET"], name="users"),
+    Route("/admin/users", users_post, methods=["POST"], name="users_post"),
+    Route("/admin/audit", audit, name="audit"),
+]

@@ -1,0 +1,232 @@
+"""Sign-in, sessions, roles and CSRF for the staff console, through HTTP."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
+
+from brandvote import accounts
+from brandvote.app import create_app
+
+from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf
+
+ROLES = ("editor", "organizer", "admin")
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def app(seeded_settings, db, clock):
+    for role in ROLES:
+        accounts.create_user(db, role, PASSWORD, role, NOW)
+    return create_app(seeded_settings, now=clock)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
+
+
+def signed_in(app, role):
+    c = TestClient(app, base_url="https://testserver")
+    c.__enter__()
+    if role:
+        assert login(c, role).status_code == 303
+    return c
+
+
+# ------------------------------------------------------------ the access matrix, from the route table
+
+def staff_routes(app):
+    found = []
+
+    def walk(routes, prefix):
+        for r in routes:
+            if isinstance(r, Mount) and r.routes:
+                walk(r.routes, prefix + r.path)
+            elif isinstance(r, Route):
+                path = prefix + r.path
+                if path.startswith("/admin") or path == "/logout":
+                    for method in sorted((r.methods or set()) - {"HEAD"}):
+                        found.append((method, path, r.endpoint))
+    walk(app.routes, "")
+    return sorted(found, key=lambda r: (r[1] == "/logout", r[1], r[0]))  # sign out last
+
+
+def sample(path, db):
+    brand = db.execute("select slug from brands order by id limit 1").fetchone()[0]
+    campaign = db.execute("select slug from campaigns order by id limit 1").fetchone()[0]
+    rev = db.execute("select coalesce(max(id), 1) from brand_revisions").fetchone()[0]
+    values = {"slug": campaign if path.startswith("/admin/campaigns") else brand, "rev": str(rev),
+              "import_id": "no-such-import"}
+
+    def fill(match):
+        name = match.group(1)
+        assert name in values, f"new path parameter {{{name}}} in {path}: teach the access matrix about it"
+        return values[name]
+
+    return re.sub(r"\{(\w+)\}", fill, path)
+
+
+def test_every_staff_route_declares_its_roles(app):
+    routes = staff_routes(app)
+    assert len(routes) >= 8
+    for method, path, endpoint in routes:
+        assert hasattr(endpoint, "required_roles"), f"{method} {path} is not guarded by requires()"
+
+
+@pytest.mark.parametrize("role", [None, *ROLES])
+def test_access_matrix(app, db, role):
+    c = signed_in(app, role)
+    token = staff_csrf(c) if role else "x"
+    try:
+        for method, path, endpoint in staff_routes(app):
+            allowed = role == "admin" or (role is not None and role in endpoint.required_roles)
+            url = sample(path, db)
+            if method == "GET":
+                r = c.get(url, follow_redirects=False)
+            else:
+                r = c.post(url, data={"csrf_token": token}, follow_redirects=False)
+            if role is None:
+                expected = (303,) if method == "GET" else (403,)
+                assert r.status_code in expected, (method, url, r.status_code)
+                if method == "GET":
+                    assert r.headers["location"].startswith("/login")
+            elif not allowed:
+                assert r.status_code == 403, (role, method, url, r.status_code)
+                assert "权限" in r.text
+            else:
+                assert r.status_code not in (401, 403, 500), (role, method, url, r.status_code, r.text[:300])
+                if path != "/logout":
+                    assert not r.headers.get("location", "").startswith("/login"), (role, method, url)
+    finally:
+        c.__exit__(None, None, None)
+
+
+def state_of(db):
+    tables = ("brands", "brand_revisions", "campaigns", "candidates", "lists", "list_items", "users",
+              "voter_codes", "tallies", "pending_imports")
+    return {t: db.execute(f"select * from {t} order by rowid").fetchall() for t in tables}
+
+
+def test_every_staff_post_refuses_a_missing_or_wrong_csrf_token_and_changes_nothing(app, db):
+    c = signed_in(app, "admin")
+    before = state_of(db)
+    try:
+        for method, path, endpoint in staff_routes(app):
+            if method != "POST":
+                continue
+            url = sample(path, db)
+            for data in ({}, {"csrf_token": "forged"}):
+                r = c.post(url, data={**data, "action": "add", "username": "x"}, follow_redirects=False)
+                assert r.status_code == 403, (url, data, r.status_code)
+    finally:
+        c.__exit__(None, None, None)
+    assert state_of(db) == before
+
+
+# ------------------------------------------------------------ sessions
+
+def test_sign_in_gives_a_new_session_and_the_old_cookie_is_worthless(client, db):
+    client.get("/login")
+    before = client.cookies.get("bv_session")
+    assert before
+    assert login(client, "editor").status_code == 303
+    after = client.cookies.get("bv_session")
+    assert after != before
+    assert client.get("/admin").status_code == 200
+    # the pre-login cookie (an attacker's planted one) does not carry the sign-in
+    with TestClient(client.app, base_url="https://testserver") as other:
+        other.cookies.set("bv_session", before)
+        assert other.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_session_cookie_flags(client):
+    r = client.get("/login")
+    cookie = r.headers["set-cookie"]
+    assert "bv_session=" in cookie and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    assert "secure" in cookie.lower()
+
+
+def test_sign_out_really_ends_the_session(client):
+    login(client, "editor")
+    stolen = client.cookies.get("bv_session")
+    r = client.post("/logout", data={"csrf_token": staff_csrf(client)}, follow_redirects=False)
+    assert r.status_code == 303
+    client.cookies.set("bv_session", stolen)  # replaying the cookie after sign-out
+    assert client.get("/admin", follow_redirects=False).headers["location"].startswith("/login")
+
+
+def test_idle_and_absolute_timeouts(client, clock):
+    login(client, "editor")
+    clock.advance(minutes=29)
+    assert client.get("/admin").status_code == 200
+    clock.advance(minutes=31)
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+    login(client, "editor")
+    for _ in range(16):  # active every 29 minutes for 7.7 hours
+        clock.advance(minutes=29)
+        assert client.get("/admin", follow_redirects=False).status_code == 200
+    clock.advance(minutes=29)
+    assert client.get("/admin", follow_redirects=False).status_code == 303, "8 hours at most"
+
+
+def test_failed_sign_ins_are_throttled_without_telling_which_accounts_exist(client, db):
+    wrong = login(client, "editor", "wrong password!")
+    unknown = login(client, "nobody", "wrong password!")
+    assert wrong.status_code == unknown.status_code == 400
+    msg = lambda r: re.search(r'role="alert">([^<]+)<', r.text).group(1)
+    assert msg(wrong) == msg(unknown) == "用户名或密码不正确。"
+    for _ in range(4):
+        assert login(client, "editor", "wrong password!").status_code == 400
+    throttled = login(client, "editor")  # the right password, after 5 failures
+    assert throttled.status_code == 429 and "15 分钟" in throttled.text
+    assert int(throttled.headers["retry-after"]) > 0
+    actions = [r[0] for r in db.execute("select action from audit_log")]
+    assert actions.count("login.failed") == 6 and "login.throttled" in actions  # 5 editor + 1 unknown
+
+
+def test_throttling_per_address_covers_many_accounts(client):
+    for i in range(20):
+        login(client, f"user{i}", "wrong password!")
+    assert login(client, "organizer").status_code == 429
+
+
+def test_login_needs_its_csrf_token(client):
+    client.get("/login")
+    r = client.post("/login", data={"username": "editor", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_next_only_leads_inside_the_console(client):
+    r = login(client, "editor", next_path="https://evil.example/")
+    assert r.headers["location"] == "/admin"
+    r = login(client, "editor", next_path="//evil.example/admin")
+    assert r.headers["location"] == "/admin"
+
+
+def test_disabled_user_cannot_sign_in_and_loses_sessions(client, db):
+    login(client, "editor")
+    accounts.set_disabled(db, "editor", True, NOW)
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+    assert login(client, "editor").status_code == 400
+
+
+def test_admin_manages_users_and_it_is_audited(client, db):
+    login(client, "admin")
+    token = staff_csrf(client)
+    r = client.post("/admin/users", data={"csrf_token": token, "action": "add", "username": "ed2",
+                                          "password": "another long pass", "role": "editor"})
+    assert r.status_code == 200 and "已创建" in r.text
+    short = client.post("/admin/users", data={"csrf_token": token, "action": "add", "username": "ed3",
+                                              "password": "short", "role": "editor"})
+    assert short.status_code == 400 and "至少" in short.text
+    audit = client.get("/admin/audit")
+    assert "user.add" in audit.text and "login" in audit.text
