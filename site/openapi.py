@@ -39,6 +39,12 @@ CAMPAIGN = _obj(CAMPAIGN_PROPS)
 CANDIDATE = _obj({"slug": {"type": "string"}, "name": {"type": "string"}, "organizer": {"type": "string"}})
 CAMPAIGN_DETAIL = _obj({**CAMPAIGN_PROPS, "candidates": {"type": "array", "items": CANDIDATE}})
 ERROR = _obj({"error": {"type": "string"}, "message": {"type": "string"}})
+RESULT_ROW = _obj({"slug": {"type": "string"}, "name": {"type": "string"}, "votes": {"type": "integer"},
+                   "share": {"type": "number"}, "rank": {"type": "integer"},
+                   "winner": {"type": ["boolean", "null"]}, "tie": {"type": "boolean"}})
+RESULTS = _obj({"campaign": {"type": "string"}, "title": {"type": "string"}, "ballots": {"type": "integer"},
+                "winners": {"type": "integer"}, "tie_rule": {"type": "string"}, "ledger_sha256": {"type": "string"},
+                "candidates": {"type": "array", "items": RESULT_ROW}})
 SLUG = {"name": "slug", "in": "path", "required": True,
         "schema": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$", "maxLength": 80}}
 FILTERS = [
@@ -83,7 +89,10 @@ def openapi_document(base_url: str) -> dict:
             "/api/campaigns": _get("全部评选（不含票数）", campaigns),
             "/api/campaigns/{slug}": _get("一个评选的规则、时间与候选项目（不含票数）",
                                           {"$ref": "#/components/schemas/CampaignDetail"}, [SLUG], (404,)),
+            "/api/campaigns/{slug}/results": _get("揭晓后的结果；揭晓前为 403",
+                                                  {"$ref": "#/components/schemas/Results"}, [SLUG], (403, 404)),
         },
         "components": {"schemas": {"Brand": BRAND, "BrandDetail": BRAND_DETAIL, "Campaign": CAMPAIGN,
-                                   "CampaignDetail": CAMPAIGN_DETAIL, "Error": ERROR}},
+                                   "CampaignDetail": CAMPAIGN_DETAIL, "Results": RESULTS,
+                                   "Error": ERROR}},
     }

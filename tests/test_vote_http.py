@@ -355,3 +355,21 @@ def test_an_unknown_code_is_403(client, code):
 def test_receipt_page_without_a_ballot_goes_back_to_the_ballot(client):
     r = client.get(f"/c/{SLUG}/receipt", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/c/{SLUG}"
+
+
+@pytest.mark.parametrize("headers", [
+    {"origin": "https://evil.example"},
+    {"sec-fetch-site": "cross-site"},
+    {"origin": "null"},
+])
+def test_a_cross_site_post_is_refused_even_with_a_valid_token(client, clock, db, candidates, headers):
+    token = open_ballot(client, clock)
+    r = post(client, token, candidates[:2], headers=headers)
+    assert r.status_code == 403 and "其他网站" in alert(r)
+    assert stored(db) == (0, 0)
+
+
+def test_a_same_origin_post_passes_the_origin_check(client, clock, db, candidates):
+    token = open_ballot(client, clock)
+    r = post(client, token, candidates[:2], headers={"origin": "https://testserver", "sec-fetch-site": "same-origin"})
+    assert r.status_code == 303

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from .. import accounts
 from ..errors import BrandvoteError
-from ..security import client_ip
+from ..security import client_ip, cross_site
 from .errors import error_response
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -51,6 +51,8 @@ def requires(*roles: str):
                 return error_response(request.state.templates, request, 403, "您的账号没有这项操作的权限。")
             request.state.user = user
             if request.method == "POST":
+                if cross_site(request.headers, request.state.settings.base_url):
+                    return error_response(request.state.templates, request, 403, "这次提交来自其他网站，未被接受。")
                 try:
                     form = await staff_form(request)
                 except Exception:
@@ -104,7 +106,7 @@ async def login(request: Request):
     password = form.get("password") if isinstance(form.get("password"), str) else ""
     target = _safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
     expected = request.session.get("login_csrf")
-    token = form.get("csrf_token")
+    token = form.get("csrf_token") if not cross_site(request.headers, request.state.settings.base_url) else None
 
     def again(message: str, status: int) -> Response:
         return render(request, "admin/login.html", {"csrf_token": _login_csrf(request), "username": username[:40],

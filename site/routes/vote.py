@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from .. import voting
 from ..errors import NotFound
-from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_ip
+from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_ip, cross_site
 
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -123,6 +123,9 @@ async def submit(request: Request):
     kept = [c for c in choices if c in known]
     now = request.state.now()
 
+    if cross_site(request.headers, request.state.settings.base_url):
+        return render_ballot(request, camp, voter, selected=kept, status_code=403,
+                             message="这次提交来自其他网站，未被接受。请在本站的投票页面上投票。")
     if voter.key is None:
         message = ("本评选需凭投票码参加，请扫描您收到的投票码。" if camp["electorate"] == "codes"
                    else "无法识别您的设备，请允许浏览器保存 Cookie 后刷新页面再投票。")
