@@ -312,3 +312,31 @@ def m006_staff_sessions(db: Database) -> None:
         not_null={"actor", "created_at", "doc"},
         strict=True,
     )
+
+
+@migrations()
+def m007_site_version(db: Database) -> None:
+    """A counter every catalog or campaign change bumps (by trigger, so no write path can
+    forget): the key under which rendered pages are cached, shared by all workers."""
+    db.executescript("CREATE TABLE site_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);"
+                     "INSERT INTO site_version (id, n) VALUES (1, 0);")
+    for table in ("brands", "lists", "list_items", "campaigns", "candidates", "tallies"):
+        for verb in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(f"CREATE TRIGGER {table}_{verb.lower()}_bumps_version AFTER {verb} ON {table} "
+                       "BEGIN UPDATE site_version SET n = n + 1 WHERE id = 1; END")
+
+
+@migrations()
+def m008_receipt_hash(db: Database) -> None:
+    """The ledger is sorted by SHA-256 of the receipt: store it, indexed, so a million-ballot
+    ledger streams in order instead of being hashed and sorted in memory."""
+    db.execute("ALTER TABLE ballots ADD COLUMN receipt_hash TEXT")
+    db.execute("DROP TRIGGER ballots_no_update")
+    rows = db.execute("SELECT id, receipt FROM ballots").fetchall()
+    import hashlib
+
+    db.conn.executemany("UPDATE ballots SET receipt_hash = ? WHERE id = ?",
+                        [(hashlib.sha256(r.encode()).hexdigest(), i) for i, r in rows])
+    db.execute("CREATE TRIGGER ballots_no_update BEFORE UPDATE ON ballots "
+               "BEGIN SELECT RAISE(ABORT, 'ballots is append-only'); END")
+    db.execute("CREATE INDEX ballots_ledger ON ballots (campaign_id, receipt_hash)")

@@ -137,17 +137,6 @@ def cache_clear() -> None:
     _cached_render.cache_clear()
 
 
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """If-None-Match uses the weak comparison: W/"x" matches "x"; * matches anything."""
-    if not if_none_match:
-        return False
-    for tag in if_none_match.split(","):
-        tag = tag.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False
-
-
 # ---------------------------------------------------------------- printed slips (fast)
 
 def slip_svgs(urls: Iterable[str], *, width: str = "36mm", label: str | None = None) -> Iterator[str]:

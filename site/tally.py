@@ -119,25 +119,44 @@ def straddling(rows: list[Row]) -> list[Row]:
 # ---------------------------------------------------------------- the ledger
 
 def receipt_hash(receipt: str) -> str:
+    """How a receipt appears in the ledger (stored with the ballot as receipt_hash)."""
     return hashlib.sha256(receipt.encode()).hexdigest()
 
 
-def ledger_rows(db: Database, campaign_id: int) -> list[tuple[str, str]]:
-    ballots = {}
-    for r in db.query(
-            "select b.receipt, br.slug from ballots b join choices c on c.ballot_id = b.id"
-            " join brands br on br.id = c.brand_id where b.campaign_id = ?", [campaign_id]):
-        ballots.setdefault(receipt_hash(r["receipt"]), []).append(r["slug"])
-    return sorted((h, ";".join(sorted(slugs))) for h, slugs in ballots.items())
+def ledger_rows(db: Database, campaign_id: int):
+    """(receipt hash, sorted choices) in receipt-hash order, streamed from the index."""
+    slugs = {r["id"]: r["slug"] for r in db.query(
+        "select b.id, b.slug from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?",
+        [campaign_id])}
+    cursor = db.conn.execute(
+        "select b.receipt_hash, group_concat(c.brand_id) from ballots b join choices c on c.ballot_id = b.id"
+        " where b.campaign_id = ? group by b.id order by b.receipt_hash", [campaign_id])
+    for receipt_hash, ids in cursor:
+        yield receipt_hash, ";".join(sorted(slugs[int(i)] for i in ids.split(",")))
 
 
-def ledger_csv(rows: list[tuple[str, str]]) -> str:
-    """The canonical ledger: UTF-8, LF, sorted by receipt hash, choices sorted; no voter key, no time."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(LEDGER_HEADER)
-    writer.writerows(rows)
-    return buf.getvalue()
+def ledger_lines(rows):
+    """The canonical ledger, line by line: UTF-8, LF, header first; no voter key, no time."""
+    yield ",".join(LEDGER_HEADER) + "\n"
+    for receipt_hash, choices in rows:
+        yield f"{receipt_hash},{choices}\n"
+
+
+def ledger_csv(rows) -> str:
+    return "".join(ledger_lines(rows))
+
+
+def ledger_digest_and_counts(db: Database, campaign_id: int) -> tuple[str, int, dict[str, int]]:
+    """One streaming pass: the ledger's SHA-256 and the counts a recount of it gives."""
+    digest = hashlib.sha256()
+    ballots, counts = 0, {}
+    for i, line in enumerate(ledger_lines(ledger_rows(db, campaign_id))):
+        digest.update(line.encode("utf-8"))
+        if i:
+            ballots += 1
+            for slug in line.rstrip("\n").split(",", 1)[1].split(";"):
+                counts[slug] = counts.get(slug, 0) + 1
+    return digest.hexdigest(), ballots, counts
 
 
 def sha256(text: str) -> str:
@@ -184,11 +203,11 @@ def stored_tally(db: Database, campaign: dict, now: datetime) -> dict:
             row = next(iter(db.query("select * from tallies where campaign_id = ?", [campaign["id"]])), None)
             if row is None:
                 ballots, counts = count_from_choices(db, campaign["id"])
-                text = ledger_csv(ledger_rows(db, campaign["id"]))
-                if parse_ledger(text) != (ballots, counts):
+                digest, ledger_ballots, ledger_counts = ledger_digest_and_counts(db, campaign["id"])
+                if (ledger_ballots, ledger_counts) != (ballots, counts):
                     raise BrandvoteError("计票与账本不一致，已停止。请联系技术人员。", status=500)
                 row = {"campaign_id": campaign["id"], "computed_at": clock.to_db(now), "ballots": ballots,
-                       "counts": json.dumps(counts, sort_keys=True), "ledger_sha256": sha256(text),
+                       "counts": json.dumps(counts, sort_keys=True), "ledger_sha256": digest,
                        "decided": None}
                 db.execute("insert into tallies (campaign_id, computed_at, ballots, counts, ledger_sha256, decided)"
                            " values (:campaign_id, :computed_at, :ballots, :counts, :ledger_sha256, :decided)", row)
@@ -241,13 +260,13 @@ def decide_tie(db: Database, campaign: dict, chosen: list[str], now: datetime, a
     """The organizer puts some of the tied candidates in, exactly filling the seats left."""
     if is_announced(campaign, now):
         raise BrandvoteError("结果已揭晓，不能再更改。", status=409)
-    res = results(db, campaign, now)
-    tied = straddling(rank(voting.candidates_of(db, campaign["id"]),
-                           json.loads(stored_tally(db, campaign, now)["counts"]), res["ballots"],
-                           campaign["winners"]))
+    stored = stored_tally(db, campaign, now)
+    undecided = rank(voting.candidates_of(db, campaign["id"]), json.loads(stored["counts"]), stored["ballots"],
+                     campaign["winners"])  # without any earlier decision, so a decision can be revised
+    tied = straddling(undecided)
     if not tied:
         raise BrandvoteError("入选名额边界没有并列，无需决定。", status=409)
-    seats = campaign["winners"] - sum(1 for r in res["rows"] if r.winner is True)
+    seats = campaign["winners"] - sum(1 for r in undecided if r.winner is True)
     tied_slugs = {r.slug for r in tied}
     if len(set(chosen)) != len(chosen) or not set(chosen) <= tied_slugs or len(chosen) != seats:
         raise BrandvoteError(f"请从并列的 {len(tied_slugs)} 项中选出 {seats} 项：{'、'.join(sorted(tied_slugs))}",

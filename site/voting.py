@@ -357,8 +357,8 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
             raise NotOpen("这个投票码无效或已经使用过。")
     receipt = new_receipt()
     cursor = db.execute(
-        "insert into ballots (campaign_id, voter_key, receipt, channel, cast_at) values (?, ?, ?, ?, ?)",
-        [campaign_id, voter_key, receipt, channel, clock.to_db(now)])
+        "insert into ballots (campaign_id, voter_key, receipt, receipt_hash, channel, cast_at) values (?, ?, ?, ?, ?, ?)",
+        [campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), channel, clock.to_db(now)])
     ballot_id = cursor.lastrowid
     ids = dict(db.execute(
         "select b.slug, b.id from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?",
@@ -449,3 +449,24 @@ def code_campaign(db: Database, code: str) -> dict:
     if row["code_used_at"]:
         raise NotOpen("这个投票码已经使用过，每个投票码只能投一次票。")
     return dict(row)
+
+
+# ---------------------------------------------------------------- turnout anomalies
+
+def anomalies(db: Database, campaign_id: int, threshold: int) -> list[dict]:
+    """Bursts from one address: hours in which one ip_key cast ≥ threshold ballots.
+
+    Only the keyed hash of an address is stored (never the address); it is shown cut
+    short, enough to tell bursts apart. Rows: hour (UTC, "YYYY-MM-DDTHH"), ip_key
+    (truncated), count, and share of that hour's ballots (0..1). Never per-candidate.
+    """
+    rows = db.query(
+        "with bursts as (select hour, ip_key, n from ip_counts where campaign_id = :c and n >= :t"
+        " order by hour desc, n desc limit 200),"
+        " totals as (select substr(cast_at, 1, 13) as hour, count(*) as n from ballots where campaign_id = :c"
+        " and substr(cast_at, 1, 13) in (select hour from bursts) group by 1)"
+        " select b.hour, b.ip_key, b.n, coalesce(t.n, 0) as hour_total from bursts b"
+        " left join totals t on t.hour = b.hour order by b.hour desc, b.n desc",
+        {"c": campaign_id, "t": max(1, int(threshold))})
+    return [{"hour": r["hour"], "ip_key": (r["ip_key"] or "")[:8], "count": r["n"],
+             "share": min(1.0, r["n"] / r["hour_total"]) if r["hour_total"] else 1.0} for r in rows]

@@ -8,7 +8,7 @@ from brandvote import db as dbmod
 EXPECTED_TABLES = {
     "_sqlite_migrations", "brands", "lists", "list_items", "campaigns", "candidates", "users", "audit_log",
     "ballots", "choices", "voter_codes", "ip_counts", "tallies",
-    "sessions", "login_failures", "brand_revisions", "pending_imports",
+    "sessions", "login_failures", "brand_revisions", "pending_imports", "site_version",
 }
 
 

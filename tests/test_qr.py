@@ -232,7 +232,7 @@ def test_each_code_is_rendered_once(client):
     first = client.get(f"/c/{SLUG}/qr.svg?ch=metro")
     assert qr.cache_info().misses == 1 and qr.cache_info().hits == 0
     second = client.get(f"/c/{SLUG}/qr.svg?ch=metro")
-    assert qr.cache_info().misses == 1 and qr.cache_info().hits == 1
+    assert qr.cache_info().misses == 1, "served again without rendering (page cache or QR cache)"
     assert first.content == second.content
     client.get(f"/c/{SLUG}/qr.svg?ch=metro&size=12")  # another size is another image
     client.get(f"/c/{SLUG}/qr.png?ch=metro")  # and another format

@@ -164,3 +164,15 @@ def test_lookup_receipt_only_after_the_announcement(db, camp, candidates):
     assert found["hash"] == tally.receipt_hash(ballot["receipt"])
     assert len(found["choices"]) == 2
     assert tally.lookup_receipt(db, camp, "0000-0000-0000", ANNOUNCE) is None
+
+
+def test_a_tie_decision_can_be_revised_but_never_left_short(db, camp, candidates):
+    cast(db, camp, "device:1", candidates[:10])
+    cast(db, camp, "device:2", candidates[:9] + [candidates[10]])
+    cast(db, camp, "device:3", candidates[:9])
+    tally.decide_tie(db, camp, [candidates[10]], AFTER, "organizer")
+    revised = tally.decide_tie(db, camp, [candidates[9]], AFTER, "organizer")
+    assert [r.slug for r in revised["rows"] if r.winner] == candidates[:10]
+    with pytest.raises(voting.BrandvoteError):
+        tally.decide_tie(db, camp, [], AFTER, "organizer")
+    assert sum(1 for r in tally.results(db, camp, AFTER)["rows"] if r.winner) == 10

@@ -7,7 +7,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..templating import PACKAGE_DIR
-from . import api, catalog, editor, qr, results, staff, system, vote
+from . import api, catalog, editor, organizer, qr, results, staff, system, vote
 
 
 class VersionedStatic(StaticFiles):
@@ -30,6 +30,7 @@ def build_routes() -> list:
         *vote.routes,
         *results.routes,
         *staff.routes,
+        *organizer.routes,
         *editor.routes,
         Mount("/api", routes=[*api.routes, *results.api_routes], name="api"),
         Mount("/static", app=VersionedStatic(directory=str(PACKAGE_DIR / "static")), name="static"),

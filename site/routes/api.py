@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from .. import catalog, voting
 from ..openapi import openapi_document
+from ..pagecache import cached_page
 
 
 class ChineseJSON(JSONResponse):
@@ -49,6 +50,7 @@ def campaign_json(db, camp: dict, now, base_url: str, with_candidates: bool) -> 
     return out
 
 
+@cached_page
 def brands(request: Request):
     db = request.state.store.db()
     filters = catalog.parse_filters(request.query_params)
@@ -60,12 +62,14 @@ def brands(request: Request):
     })
 
 
+@cached_page
 def brand(request: Request):
     db = request.state.store.db()
     entry = catalog.brand_by_slug(db, request.path_params["slug"])
     return ChineseJSON(brand_json(entry, request.state.settings.base_url))
 
 
+@cached_page
 def lists(request: Request):
     db = request.state.store.db()
     return ChineseJSON({"items": [
@@ -74,6 +78,7 @@ def lists(request: Request):
     ]})
 
 
+@cached_page
 def list_detail(request: Request):
     db = request.state.store.db()
     item = catalog.list_by_slug(db, request.path_params["slug"])
@@ -84,6 +89,7 @@ def list_detail(request: Request):
     })
 
 
+@cached_page
 def campaigns(request: Request):
     db = request.state.store.db()
     now = request.state.now()
@@ -94,6 +100,7 @@ def campaigns(request: Request):
     ]})
 
 
+@cached_page
 def campaign(request: Request):
     db = request.state.store.db()
     camp = voting.campaign_by_slug(db, request.path_params["slug"])

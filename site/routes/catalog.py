@@ -6,12 +6,14 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from .. import catalog, voting
+from ..pagecache import cached_page
 
 
 def _db(request: Request):
     return request.state.store.db()
 
 
+@cached_page
 def home(request: Request):
     db = _db(request)
     now = request.state.now()
@@ -26,6 +28,7 @@ def home(request: Request):
     })
 
 
+@cached_page
 def brands(request: Request):
     db = _db(request)
     filters = catalog.parse_filters(request.query_params)
@@ -43,6 +46,7 @@ def brands(request: Request):
     })
 
 
+@cached_page
 def brand(request: Request):
     db = _db(request)
     entry = catalog.brand_by_slug(db, request.path_params["slug"])
@@ -52,6 +56,7 @@ def brand(request: Request):
     })
 
 
+@cached_page
 def list_page(request: Request):
     db = _db(request)
     return request.state.templates.TemplateResponse(request, "catalog/list.html", {
@@ -59,6 +64,7 @@ def list_page(request: Request):
     })
 
 
+@cached_page
 def lists_index(request: Request):
     return request.state.templates.TemplateResponse(request, "catalog/lists.html", {
         "lists": catalog.all_lists(_db(request)),

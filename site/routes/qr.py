@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from .. import catalog, qr, voting
 from ..errors import BrandvoteError
+from ..pagecache import cached_page, etag_matches
 from .vote import CHANNEL_RE, _public_campaign
 
 CACHE_HEADERS = {"Cache-Control": "public, max-age=86400"}
@@ -40,7 +41,7 @@ def campaign_url(request: Request, slug: str, channel: str | None) -> str:
 def image_response(request: Request, url: str, fmt: str, size: int) -> Response:
     image = qr.render(url, fmt, size, cache=request.state.settings.cache_pages)
     headers = {**CACHE_HEADERS, "ETag": image.etag}
-    if qr.etag_matches(request.headers.get("if-none-match"), image.etag):
+    if etag_matches(request.headers.get("if-none-match"), image.etag):
         return Response(status_code=304, headers=headers)
     return Response(image.body, media_type=image.media_type, headers=headers)
 
@@ -53,9 +54,10 @@ def campaign_code(fmt: str):
         return image_response(request, campaign_url(request, camp["slug"], channel), fmt, size)
 
     endpoint.__name__ = f"campaign_qr_{fmt}"
-    return endpoint
+    return cached_page(endpoint)
 
 
+@cached_page
 def brand_code(request: Request) -> Response:
     size = qr.parse_size(request.query_params.get("size"), "svg")
     brand = catalog.brand_by_slug(request.state.store.db(), request.path_params["slug"])
@@ -72,6 +74,7 @@ def common_organizer(candidates: list[dict]) -> str | None:
     return "、".join(n for n in names[0] if n in shared) or None
 
 
+@cached_page
 def poster(request: Request) -> Response:
     channel = parse_channel(request)
     camp = _public_campaign(request)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import tally
+from .. import db as dbmod, tally
+from ..pagecache import cached_page
 from .api import ChineseJSON
 from .vote import NO_STORE, _public_campaign
 
@@ -24,6 +26,7 @@ def _announced(request: Request) -> tuple[dict, dict | None]:
     return camp, tally.results(db, camp, now)
 
 
+@cached_page
 def results_page(request: Request):
     camp, res = _announced(request)
     return request.state.templates.TemplateResponse(
@@ -49,25 +52,39 @@ def _download(request: Request) -> dict:
     return res
 
 
+@cached_page
 def results_csv(request: Request):
     res = _download(request)
     return Response(tally.results_csv(res), media_type="text/csv; charset=utf-8", headers={
         **PUBLIC_CACHE, "Content-Disposition": f'attachment; filename="{res["campaign"]}-results.csv"'})
 
 
+@cached_page
 def results_json(request: Request):
     return ChineseJSON(tally.results_json(_download(request)), headers=PUBLIC_CACHE)
 
 
 def ledger_csv(request: Request):
+    """Streamed: a million-ballot ledger never sits in memory. Its digest was fixed at the tally."""
     res = _download(request)
     camp = _public_campaign(request)
-    text = tally.ledger_csv(tally.ledger_rows(request.state.store.db(), camp["id"]))
-    return Response(text, media_type="text/csv; charset=utf-8", headers={
-        **PUBLIC_CACHE, "X-Ledger-SHA256": tally.sha256(text),
+    path = request.state.settings.db_path
+
+    def lines():
+        # its own connection: the stream's steps run on whichever pool thread is free
+        db = dbmod.connect(path)
+        try:
+            for line in tally.ledger_lines(tally.ledger_rows(db, camp["id"])):
+                yield line.encode("utf-8")
+        finally:
+            db.close()
+
+    return StreamingResponse(iterate_in_threadpool(lines()), media_type="text/csv; charset=utf-8", headers={
+        **PUBLIC_CACHE, "X-Ledger-SHA256": res["ledger_sha256"],
         "Content-Disposition": f'attachment; filename="{res["campaign"]}-ledger.csv"'})
 
 
+@cached_page
 def api_results(request: Request):
     return ChineseJSON(tally.results_json(_download(request)), headers=PUBLIC_CACHE)
 

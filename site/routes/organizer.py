@@ -1,0 +1,521 @@
+"""The organizer's console: campaigns, their rules and times, voter codes, posters,
+turnout while voting runs (never counts), the tally after closing, ties and the announcement.
+
+Every endpoint wears `@requires("organizer")`, which also checks the CSRF token of every
+POST. Handlers read only the named form fields below; the rules themselves live in
+voting.py and tally.py, and every domain error comes back as this console's page with
+its Chinese message and status.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime, timezone
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import catalog, clock, qr, tally, voting
+from ..db import immediate
+from ..errors import BrandvoteError, InvalidCatalog, NotFound
+from .staff import NO_STORE, render, requires, staff_form
+from .vote import CHANNEL_RE
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+INT_RE = re.compile(r"^[0-9]{1,7}$")
+LOCAL_INPUT_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$")  # what datetime-local sends
+MAX_SLUG, MAX_TITLE, MAX_INTRO = 60, 120, 2000
+MAX_CHOICES_LIMIT = 1000
+MAX_CODES, MAX_SLIPS = 100_000, 10_000
+ANOMALY_THRESHOLD = 20  # ballots from one address in one hour worth a second look
+SEARCH_PAGE = 100
+DONE_MESSAGES = {"created": "评选已创建。", "saved": "已保存。", "open": "投票已开启。", "close": "投票已结束。",
+                 "tie": "并列已决定，已记入审计日志。", "announce": "结果已揭晓。"}
+CONFIRM_TEXT = {
+    "open": "确定现在开启投票吗？开启后公众即可投票；第一张选票之后，候选项目和规则不能再修改。",
+    "close": "确定现在结束投票吗？结束后不能重新开启；已打开投票页的人还有 10 分钟宽限期可以提交。",
+    "announce": "确定现在揭晓结果吗？揭晓后结果、账本和回执查询立即对公众公开，不能撤回。",
+}
+ELECTORATES = {"open": "公开投票（每台设备一票）", "codes": "凭码投票（一次性投票码）"}
+
+
+class Conflict(BrandvoteError):
+    status = 409
+    code = "conflict"
+
+
+# ---------------------------------------------------------------- helpers
+
+def _text(form, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _int(text: str, lo: int, hi: int) -> int | None:
+    return int(text) if INT_RE.match(text) and lo <= int(text) <= hi else None
+
+
+def _local_input(value: str | None) -> str:
+    """A stored UTC time as a datetime-local value in Beijing time (minutes)."""
+    dt = clock.from_db(value)
+    return dt.astimezone(clock.LOCAL).strftime("%Y-%m-%dT%H:%M") if dt else ""
+
+
+def _hour_label(hour: str) -> str:
+    try:
+        start = datetime.fromisoformat(hour + ":00:00").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return hour
+    return clock.local_text(start) + " 起"
+
+
+def _campaign(request: Request) -> dict:
+    return voting.campaign_by_slug(request.state.store.db(), request.path_params["slug"])
+
+
+def _actor(request: Request) -> str:
+    return request.state.user["username"]
+
+
+# ---------------------------------------------------------------- list
+
+@requires("organizer")
+def campaign_list(request: Request):
+    db, now = request.state.store.db(), request.state.now()
+    camps = voting.list_campaigns(db, now)
+    totals = {r["campaign_id"]: r["n"] for r in db.query(
+        "select campaign_id, count(*) as n from ballots group by campaign_id")}
+    for camp in camps:
+        camp["ballots"] = totals.get(camp["id"], 0)
+    return render(request, "admin/campaigns/index.html", {"campaigns": camps})
+
+
+# ---------------------------------------------------------------- create and edit
+
+def _form_from_campaign(db, camp: dict) -> dict:
+    chosen = [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+    return {
+        "slug": camp["slug"], "title": camp["title"], "intro": camp["intro"],
+        "min_choices": str(camp["min_choices"]), "max_choices": str(camp["max_choices"]),
+        "winners": str(camp["winners"]), "electorate": camp["electorate"],
+        **{k: _local_input(camp[k]) for k in voting.TIME_FIELDS},
+        "ip_limit": "" if camp["ip_limit"] is None else str(camp["ip_limit"]),
+        "candidates": chosen, "positions": {s: str(i) for i, s in enumerate(chosen, start=1)},
+    }
+
+
+def _empty_form() -> dict:
+    return {"slug": "", "title": "", "intro": "", "min_choices": "1", "max_choices": "10", "winners": "10",
+            "electorate": "open", "opens_at": "", "closes_at": "", "announce_at": "", "ip_limit": "",
+            "candidates": [], "positions": {}}
+
+
+def _form_from_post(form, creating: bool, slug: str | None) -> dict:
+    """Only the named fields: never frozen_at, manual_state, ids or timestamps."""
+    picked = []
+    for value in form.getlist("candidate")[:500]:
+        if isinstance(value, str) and value.strip() and value.strip() not in picked:
+            picked.append(value.strip()[:100])
+    return {
+        "slug": _text(form, "slug")[:100] if creating else slug,
+        "title": _text(form, "title")[:MAX_TITLE + 50],
+        "intro": _text(form, "intro")[:MAX_INTRO + 200],
+        **{k: _text(form, k)[:20] for k in ("min_choices", "max_choices", "winners", "ip_limit")},
+        "electorate": _text(form, "electorate"),
+        **{k: _text(form, k)[:40] for k in voting.TIME_FIELDS},
+        "candidates": picked,
+        "positions": {s: _text(form, f"position_{s}")[:10] for s in picked},
+    }
+
+
+def _ordered_candidates(data: dict, errors: dict) -> list[str]:
+    keyed = []
+    for i, slug in enumerate(data["candidates"]):
+        text = data["positions"].get(slug, "")
+        pos = _int(text, 1, 9999) if text else 10_000
+        if pos is None:
+            errors.setdefault("candidates", "排序只能填 1 到 9999 之间的整数，或留空（排在最后）。")
+            pos = 10_000
+        keyed.append((pos, i, slug))
+    return [slug for _, _, slug in sorted(keyed)]
+
+
+def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, dict, dict]:
+    """(errors by field, the campaign for upsert_campaign, brand ids by slug)."""
+    errors: dict[str, str] = {}
+    slug = data["slug"]
+    if creating:
+        if not slug:
+            errors["slug"] = "请填写网址标识。"
+        elif len(slug) > MAX_SLUG or not SLUG_RE.match(slug) or slug == "new":
+            errors["slug"] = f"网址标识只能用小写英文字母、数字和单个连字符（如 shanghai-2026），最长 {MAX_SLUG} 个字符。"
+        elif next(iter(db.query("select 1 from campaigns where slug = ?", [slug])), None):
+            errors["slug"] = "这个网址标识已被其他评选使用，请换一个。"
+    if not data["title"]:
+        errors["title"] = "请填写评选名称。"
+    elif len(data["title"]) > MAX_TITLE:
+        errors["title"] = f"评选名称最长 {MAX_TITLE} 个字。"
+    if len(data["intro"]) > MAX_INTRO:
+        errors["intro"] = f"简介最长 {MAX_INTRO} 个字。"
+
+    order = _ordered_candidates(data, errors)
+    current = {b["slug"] for b in voting.candidates_of(db, old["id"])} if old else set()
+    ids: dict[str, int] = {}
+    if order:
+        marks = ",".join("?" * len(order))
+        for r in db.query(f"select id, slug, published, deleted_at from brands where slug in ({marks})", order):
+            if (r["published"] and not r["deleted_at"]) or r["slug"] in current:
+                ids[r["slug"]] = r["id"]
+    unknown = [s for s in order if s not in ids]
+    if unknown:
+        errors["candidates"] = "这些条目不存在或未发布：" + "、".join(unknown[:5])
+    elif len(order) < 2 and "candidates" not in errors:
+        errors["candidates"] = "请至少选择 2 个候选项目。"
+    n = len(order)
+
+    nums = {}
+    for key, label in (("min_choices", "最少选择数"), ("max_choices", "最多选择数"), ("winners", "入选数")):
+        nums[key] = _int(data[key], 1, MAX_CHOICES_LIMIT)
+        if nums[key] is None:
+            errors[key] = f"{label}须为 1 到 {MAX_CHOICES_LIMIT} 之间的整数。"
+    if nums["min_choices"] and nums["max_choices"] and nums["min_choices"] > nums["max_choices"]:
+        errors["min_choices"] = f"最少选择数 {nums['min_choices']} 大于最多选择数 {nums['max_choices']}。"
+    if n >= 2 and nums["max_choices"] and nums["max_choices"] > n:
+        errors["max_choices"] = f"最多选择数 {nums['max_choices']} 超过候选项目数 {n}。"
+    if n >= 2 and nums["winners"] and nums["winners"] > n:
+        errors["winners"] = f"入选数 {nums['winners']} 超过候选项目数 {n}。"
+    if data["electorate"] not in ELECTORATES:
+        errors["electorate"] = "请选择投票人范围。"
+    ip_limit = None
+    if data["ip_limit"]:
+        ip_limit = _int(data["ip_limit"], 0, 1_000_000)
+        if ip_limit is None:
+            errors["ip_limit"] = "每小时上限须为 0 到 1000000 之间的整数（0 表示不限），留空则用全站默认值。"
+
+    times: dict[str, str | None] = {}
+    parsed: dict[str, datetime] = {}
+    for key in voting.TIME_FIELDS:
+        text = data[key]
+        if not text:
+            times[key] = None
+            continue
+        try:
+            dt = clock.parse_input(text)
+            clock.to_db(dt)
+        except (ValueError, OverflowError):
+            errors[key] = "时间格式有误，请按“年-月-日 时:分”填写（北京时间）。"
+            continue
+        parsed[key] = dt
+        # unchanged to the minute: keep the stored value (seconds included), so no change is logged
+        if old and old[key] and _local_input(old[key]) == dt.astimezone(clock.LOCAL).strftime("%Y-%m-%dT%H:%M"):
+            times[key] = old[key]
+        else:
+            times[key] = text
+    if "opens_at" in parsed and "closes_at" in parsed and parsed["opens_at"] >= parsed["closes_at"]:
+        errors.setdefault("closes_at", "截止时间必须晚于开始时间。")
+    if "closes_at" in parsed and "announce_at" in parsed and parsed["closes_at"] > parsed["announce_at"]:
+        errors.setdefault("announce_at", "揭晓时间不能早于截止时间。")
+    if "opens_at" in parsed and "announce_at" in parsed and parsed["opens_at"] > parsed["announce_at"]:
+        errors.setdefault("announce_at", "揭晓时间不能早于开始时间。")
+    if "announce_at" in parsed and "closes_at" not in parsed and "closes_at" not in errors:
+        errors["closes_at"] = "设定揭晓时间时，也请设定截止时间。"
+
+    camp = {"slug": slug, "title": data["title"], "intro": data["intro"], "candidates": order,
+            **nums, "electorate": data["electorate"], "ip_limit": ip_limit, **times}
+    if not errors:
+        for problem in voting.rule_problems(camp):  # anything the field checks above missed
+            errors.setdefault("form", problem)
+    return errors, camp, ids
+
+
+def _choices(db, data: dict, q: str, old: dict | None) -> tuple[list[dict], int]:
+    """The entries to tick: the chosen ones first (kept whatever the search), then matches."""
+    chosen = data["candidates"]
+    by_slug = {}
+    if chosen:
+        marks = ",".join("?" * len(chosen))
+        by_slug = {r["slug"]: catalog.decode_brand(r) for r in db.query(
+            f"select * from brands where slug in ({marks})", chosen)}
+    page = catalog.search_brands(db, catalog.Filters(q=q), page_size=SEARCH_PAGE)
+    entries = []
+    for slug in chosen:
+        brand = by_slug.get(slug, {"slug": slug, "name": slug, "organizer": "", "kind_label": ""})
+        entries.append({**brand, "checked": True, "position": data["positions"].get(slug, "")})
+    for brand in page.items:
+        if brand["slug"] not in data["positions"]:
+            entries.append({**brand, "checked": False, "position": ""})
+    return entries, page.total
+
+
+def _form_page(request: Request, data: dict, *, creating: bool, errors: dict | None = None, status: int = 200,
+               q: str = "", message: str | None = None, camp: dict | None = None) -> Response:
+    db = request.state.store.db()
+    entries, matches = _choices(db, data, q, camp)
+    return render(request, "admin/campaigns/form.html", {
+        "creating": creating, "form": data, "errors": errors or {}, "q": q, "entries": entries,
+        "matches": matches, "message": message, "campaign": camp, "electorates": ELECTORATES,
+        "frozen": bool(camp and camp["frozen_at"]), "default_ip_limit": request.state.settings.ip_limit,
+        # a value a datetime-local input cannot hold is kept, in a plain text input
+        "text_times": [k for k in voting.TIME_FIELDS if data[k] and not LOCAL_INPUT_RE.match(data[k])],
+    }, status)
+
+
+def _query(request: Request) -> str:
+    q = " ".join((request.query_params.get("q") or "").split())
+    return q[:catalog.MAX_QUERY_CHARS]
+
+
+@requires("organizer")
+def new_form(request: Request):
+    return _form_page(request, _empty_form(), creating=True, q=_query(request))
+
+
+@requires("organizer")
+def edit_form(request: Request):
+    camp = _campaign(request)
+    return _form_page(request, _form_from_campaign(request.state.store.db(), camp), creating=False,
+                      q=_query(request), camp=camp)
+
+
+def _save(request: Request, form, creating: bool) -> Response:
+    db, now = request.state.store.db(), request.state.now()
+    old = None if creating else _campaign(request)
+    data = _form_from_post(form, creating, old["slug"] if old else None)
+    q = " ".join(_text(form, "q").split())[:catalog.MAX_QUERY_CHARS]
+    if _text(form, "action") == "search":
+        return _form_page(request, data, creating=creating, q=q, camp=old)
+    errors, camp, ids = _validate(db, data, creating, old)
+    if errors:
+        return _form_page(request, data, creating=creating, errors=errors, status=422, q=q, camp=old,
+                          message="有些内容需要修改，请看标出的地方。")
+    try:
+        with immediate(db):
+            if creating:
+                if next(iter(db.query("select 1 from campaigns where slug = ?", [camp["slug"]])), None):
+                    raise BrandvoteError("这个网址标识已被其他评选使用，请换一个。", status=409)
+            else:
+                _check_editable(db, camp, voting.campaign_by_slug(db, old["slug"]), now)
+            voting.upsert_campaign(db, camp, ids, now, actor=_actor(request))
+            if creating:
+                voting.audit(db, now, _actor(request), "campaign.create", camp["slug"], {"title": camp["title"]})
+    except InvalidCatalog:  # the freeze, as upsert_campaign words it for files
+        exc = voting.RulesFrozen()
+        return _form_page(request, data, creating=creating, status=exc.status, q=q, camp=old, message=exc.message)
+    except BrandvoteError as exc:
+        return _form_page(request, data, creating=creating, status=exc.status, q=q, camp=old, message=exc.message)
+    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done={'created' if creating else 'saved'}",
+                            status_code=303, headers=NO_STORE)
+
+
+def _check_editable(db, new: dict, old: dict, now: datetime) -> None:
+    """Inside the write transaction: the freeze, and no moving the window once it has passed."""
+    state = voting.status(old, now)
+    if state == "announced":
+        raise Conflict("结果已揭晓，评选不能再修改。")
+    if old["frozen_at"]:
+        old_candidates = [b["slug"] for b in voting.candidates_of(db, old["id"])]
+        if old_candidates != new["candidates"] or any(old[k] != new[k] for k in voting.RULE_FIELDS):
+            raise voting.RulesFrozen()
+    if tally.voting_over(old, now):
+        for key in ("opens_at", "closes_at"):
+            value = new[key]
+            stored = clock.to_db(clock.parse_input(value)) if value else None
+            if stored != old[key]:
+                raise Conflict("投票已经结束，开始和截止时间不能再修改。")
+
+
+@requires("organizer")
+async def create(request: Request):
+    form = await staff_form(request)
+    return await run_in_threadpool(_save, request, form, True)
+
+
+@requires("organizer")
+async def edit(request: Request):
+    form = await staff_form(request)
+    return await run_in_threadpool(_save, request, form, False)
+
+
+# ---------------------------------------------------------------- the campaign page
+
+def _show(request: Request, camp: dict | None = None, *, message: str | None = None, error: bool = False,
+          confirm: str | None = None, status: int = 200, chosen: list[str] | None = None) -> Response:
+    db, now = request.state.store.db(), request.state.now()
+    camp = camp or _campaign(request)
+    state = voting.status(camp, now)
+    channel = request.query_params.get("ch", "").strip()
+    channel_error = None
+    if channel and not CHANNEL_RE.match(channel):
+        channel_error = "渠道名只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
+    threshold = _int(request.query_params.get("threshold", ""), 2, 1_000_000) or ANOMALY_THRESHOLD
+    turnout = voting.turnout(db, camp["id"])
+    for row in turnout["per_hour"]:
+        row["label"] = _hour_label(row["hour"])
+    bursts = voting.anomalies(db, camp["id"], threshold)
+    for row in bursts:
+        row["label"] = _hour_label(row["hour"])
+    over = tally.voting_over(camp, now)
+    candidates = voting.candidates_of(db, camp["id"])
+    res, tally_error, seats_left, tie_rows = None, None, 0, []
+    if over:  # the tally exists for organizers only after closing and the grace period
+        try:
+            res = tally.results(db, camp, now)
+        except BrandvoteError as exc:
+            tally_error = exc.message
+    if res is not None:  # a tie across the cut-off, decided or not (a decision may change until announced)
+        undecided = tally.rank(candidates, {r.slug: r.votes for r in res["rows"]}, res["ballots"], camp["winners"])
+        seats_left = min(camp["winners"], len(undecided)) - sum(1 for r in undecided if r.winner is True)
+        winner = {r.slug: r.winner for r in res["rows"]}
+        tie_rows = [{"slug": r.slug, "name": r.name, "votes": r.votes,
+                     "checked": r.slug in chosen if chosen is not None else winner.get(r.slug) is True}
+                    for r in tally.straddling(undecided)]
+    done = DONE_MESSAGES.get(request.query_params.get("done", ""))
+    closes = clock.from_db(camp["closes_at"])
+    return render(request, "admin/campaigns/show.html", {
+        "campaign": camp, "state": state, "candidates": candidates, "tie_rows": tie_rows,
+        "turnout": turnout, "anomalies": bursts, "threshold": threshold,
+        "voting_over": over, "res": res, "tally_error": tally_error, "seats_left": seats_left,
+        "grace_ends": closes + voting.GRACE if closes else None,
+        "announced": tally.is_announced(camp, now),
+        "message": message or done, "error": error, "confirm": confirm,
+        "confirm_text": CONFIRM_TEXT.get(confirm or "", ""),
+        "channel": channel if channel and not channel_error else "", "channel_input": channel[:40],
+        "channel_error": channel_error, "base_url": request.state.settings.base_url,
+        "electorates": ELECTORATES, "max_codes": MAX_CODES, "max_slips": MAX_SLIPS,
+    }, status)
+
+
+@requires("organizer")
+def show(request: Request):
+    return _show(request)
+
+
+def _failed(request: Request, exc: BrandvoteError, **kw) -> Response:
+    return _show(request, message=exc.message, error=True, status=exc.status, **kw)
+
+
+def _set_state(request: Request, form) -> Response:
+    camp = _campaign(request)
+    action = _text(form, "action")
+    if action not in ("open", "close"):
+        return _show(request, camp, message="未知操作：请用页面上的“开启投票”或“结束投票”按钮。", error=True, status=422)
+    if _text(form, "confirm") != "yes":
+        return _show(request, camp, confirm=action)
+    db, now = request.state.store.db(), request.state.now()
+    try:
+        voting.set_manual_state(db, camp["slug"], "open" if action == "open" else "closed", now,
+                                actor=_actor(request))
+    except BrandvoteError as exc:
+        return _failed(request, exc)
+    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done={action}", status_code=303, headers=NO_STORE)
+
+
+@requires("organizer")
+async def set_state(request: Request):
+    form = await staff_form(request)
+    return await run_in_threadpool(_set_state, request, form)
+
+
+# ---------------------------------------------------------------- voter codes
+
+def _codes(request: Request, form) -> Response:
+    db, now = request.state.store.db(), request.state.now()
+    camp = _campaign(request)
+    if camp["electorate"] != "codes":
+        return _show(request, camp, message="本评选是公开投票，不需要投票码。如需凭码投票，请在第一张选票之前把“投票人范围”改为“凭码投票”。",
+                     error=True, status=409)
+    fmt = _text(form, "format") or "csv"
+    count = _int(_text(form, "count"), 1, MAX_CODES)
+    if fmt not in ("csv", "slips"):
+        return _show(request, camp, message="请选择下载格式：CSV 表格或可打印的纸条。", error=True, status=422)
+    if count is None:
+        return _show(request, camp, message=f"数量须为 1 到 {MAX_CODES} 之间的整数。", error=True, status=422)
+    if fmt == "slips" and count > MAX_SLIPS:
+        return _show(request, camp, message=f"纸条一次最多生成 {MAX_SLIPS} 张，请分批生成，或用 CSV 格式。",
+                     error=True, status=422)
+    if voting.status(camp, now) in ("closed", "announced"):
+        return _show(request, camp, message="投票已经结束，不再生成投票码。", error=True, status=409)
+    try:
+        codes = voting.create_codes(db, camp["id"], count, now)
+    except BrandvoteError as exc:
+        return _failed(request, exc)
+    with immediate(db):
+        voting.audit(db, now, _actor(request), "codes.create", camp["slug"], {"count": count, "format": fmt})
+    stamp = now.astimezone(clock.LOCAL).strftime("%Y%m%d-%H%M%S")
+    if fmt == "slips":
+        out = io.StringIO()
+        qr.write_slips(request.state.templates.env, request.state.settings, camp, codes, out)
+        return Response(out.getvalue(), media_type="text/html; charset=utf-8", headers={
+            **NO_STORE, "Content-Disposition": f'attachment; filename="{camp["slug"]}-slips-{stamp}.html"'})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["code", "url"])
+    base = request.state.settings.base_url
+    writer.writerows([code, f"{base}/v/{code}"] for code in codes)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+        **NO_STORE, "Content-Disposition": f'attachment; filename="{camp["slug"]}-codes-{stamp}.csv"'})
+
+
+@requires("organizer")
+async def codes(request: Request):
+    form = await staff_form(request)
+    return await run_in_threadpool(_codes, request, form)
+
+
+# ---------------------------------------------------------------- ties and the announcement
+
+def _tie(request: Request, form) -> Response:
+    db, now = request.state.store.db(), request.state.now()
+    camp = _campaign(request)
+    chosen = [v for v in form.getlist("in")[:1000] if isinstance(v, str)]
+    if not chosen:  # tally.decide_tie would take an empty choice once a tie is decided, leaving a seat empty
+        return _show(request, camp, message="请勾选要入选的并列项目。", error=True, status=422, chosen=chosen)
+    try:
+        tally.decide_tie(db, camp, chosen, now, actor=_actor(request))
+    except BrandvoteError as exc:
+        return _failed(request, exc, chosen=chosen)
+    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done=tie#tally", status_code=303, headers=NO_STORE)
+
+
+@requires("organizer")
+async def decide_tie(request: Request):
+    form = await staff_form(request)
+    return await run_in_threadpool(_tie, request, form)
+
+
+def _announce(request: Request, form) -> Response:
+    db, now = request.state.store.db(), request.state.now()
+    camp = _campaign(request)
+    if _text(form, "confirm") != "yes":
+        return _show(request, camp, confirm="announce")
+    try:
+        tally.announce(db, camp["slug"], now, actor=_actor(request))
+    except BrandvoteError as exc:
+        if exc.message.startswith("入选名额边界有并列未决定"):  # worded for the CLI; say it for this page
+            exc = Conflict("入选名额边界有并列尚未决定，请先在下方“决定并列”中选出入选项目。")
+        return _failed(request, exc)
+    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done=announce", status_code=303, headers=NO_STORE)
+
+
+@requires("organizer")
+async def announce(request: Request):
+    form = await staff_form(request)
+    return await run_in_threadpool(_announce, request, form)
+
+
+routes = [
+    Route("/admin/campaigns", campaign_list, methods=["GET"], name="campaigns"),
+    Route("/admin/campaigns/new", new_form, methods=["GET"], name="campaign_new"),
+    Route("/admin/campaigns/new", create, methods=["POST"], name="campaign_create"),
+    Route("/admin/campaigns/{slug}", show, methods=["GET"], name="campaign_admin"),
+    Route("/admin/campaigns/{slug}/edit", edit_form, methods=["GET"], name="campaign_edit_form"),
+    Route("/admin/campaigns/{slug}/edit", edit, methods=["POST"], name="campaign_edit"),
+    Route("/admin/campaigns/{slug}/state", set_state, methods=["POST"], name="campaign_state"),
+    Route("/admin/campaigns/{slug}/codes", codes, methods=["POST"], name="campaign_codes"),
+    Route("/admin/campaigns/{slug}/tie", decide_tie, methods=["POST"], name="campaign_tie"),
+    Route("/admin/campaigns/{slug}/announce", announce, methods=["POST"], name="campaign_announce"),
+]

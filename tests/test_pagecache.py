@@ -1,0 +1,111 @@
+"""Rendered pages are cached per worker and invalidated by every edit, import and announcement."""
+
+import copy
+import re
+from datetime import timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from brandvote import catalog, db as dbmod, voting
+from brandvote.app import create_app
+
+from helpers import NOW, FakeClock, open_campaign
+
+SLUG = "shanghai-2022-highlights"
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def client(seeded_settings, clock, db):
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        yield c
+
+
+def test_a_second_request_is_served_from_the_cache(client):
+    first = client.get("/brands")
+    second = client.get("/brands")
+    assert first.text == second.text
+    assert second.headers["etag"] == first.headers["etag"]
+    again = client.get("/brands", headers={"if-none-match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_an_edit_is_visible_at_once(client, db, bundled):
+    slug = bundled["brands"][0]["slug"]
+    assert "新写的摘要" not in client.get(f"/brands/{slug}").text
+    db.execute("update brands set summary = '新写的摘要：用于检查缓存是否在修改后立即失效。' where slug = ?", [slug])
+    db.conn.commit()
+    assert "新写的摘要" in client.get(f"/brands/{slug}").text
+    assert "新写的摘要" in client.get("/brands").text
+    assert "新写的摘要" in client.get(f"/api/brands/{slug}").text
+
+
+def test_an_import_is_visible_at_once(client, db, bundled):
+    client.get("/lists")
+    doc = copy.deepcopy(bundled)
+    doc["lists"][0]["title"] = "改过名字的榜单"
+    catalog.load_document(db, doc, NOW)
+    assert "改过名字的榜单" in client.get("/lists").text
+
+
+def test_the_announcement_is_visible_at_its_second(client, clock, db):
+    open_campaign(db, SLUG, NOW - timedelta(days=10), NOW - timedelta(days=1), NOW + timedelta(hours=1))
+    camp = voting.campaign_by_slug(db, SLUG)
+    before = client.get(f"/c/{SLUG}/results")
+    assert "结果将于" in before.text and "no-store" in before.headers["cache-control"]
+    assert "查看结果" not in client.get("/").text
+    clock.now = NOW + timedelta(hours=1)
+    after = client.get(f"/c/{SLUG}/results")
+    assert "有效选票" in after.text and "public" in after.headers["cache-control"]
+    assert "查看结果" in client.get("/").text
+
+
+def test_another_worker_sees_the_same_change(seeded_settings, clock, db, bundled):
+    """Two apps on one database (as two uvicorn workers): an edit through one invalidates both."""
+    slug = bundled["brands"][1]["slug"]
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as a, \
+            TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as b:
+        a.get(f"/brands/{slug}"), b.get(f"/brands/{slug}")
+        other = dbmod.connect(seeded_settings.db_path)
+        other.execute("update brands set name = '另一进程改的名字' where slug = ?", [slug])
+        other.conn.commit()
+        assert "另一进程改的名字" in a.get(f"/brands/{slug}").text
+        assert "另一进程改的名字" in b.get(f"/brands/{slug}").text
+
+
+def test_pages_are_gzipped_for_clients_that_ask(client):
+    r = client.get("/brands", headers={"accept-encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip"
+    assert "Accept-Encoding" in r.headers.get("vary", "")
+    raw = client.get("/brands", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in raw.headers
+    css = client.get("/static/app.css", headers={"accept-encoding": "gzip"})
+    assert css.headers.get("content-encoding") == "gzip"
+
+
+def test_per_voter_pages_are_never_cached(client, db):
+    open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
+    first = client.get(f"/c/{SLUG}")
+    client.cookies.clear()
+    second = client.get(f"/c/{SLUG}")
+    token = lambda r: r.text.split('name="csrf_token" value="')[1].split('"')[0]
+    assert token(first) != token(second)
+    assert "etag" not in second.headers and second.headers["cache-control"] == "no-store"
+
+
+def test_the_ballot_page_is_small_over_the_wire(client, db):
+    """≤ 30 KB with CSS and JS, gzipped, as a phone on a slow network fetches it."""
+    open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
+    page = client.get(f"/c/{SLUG}", headers={"accept-encoding": "gzip"})
+    assert page.headers["content-encoding"] == "gzip"
+    sizes = {}
+    for path in [f"/c/{SLUG}"] + re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text):
+        r = client.get(path, headers={"accept-encoding": "gzip"})
+        assert r.status_code == 200
+        sizes[path] = int(r.headers["content-length"])  # bytes on the wire, compressed
+    assert sum(sizes.values()) <= 30 * 1024, sizes
