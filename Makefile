@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 SYSTEM_PACKAGES := chromium fonts-noto-cjk poppler-utils librsvg2-bin
 
-.PHONY: run test system-deps clean
+.PHONY: run test system-deps clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ system-deps:
 
 test: $(TEST_STAMP) system-deps
 	$(PY) -m pytest -q
+
+# Load and timing figures (not part of `make test`): wrk against 127.0.0.1, bounded runs.
+bench: $(TEST_STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@[ -x bench/.venv-datasette/bin/datasette ] || { $(PYTHON) -m venv bench/.venv-datasette && bench/.venv-datasette/bin/pip install -q datasette; }
+	$(PY) bench/run.py
+	$(PY) bench/tally_1m.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .artifacts

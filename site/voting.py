@@ -357,8 +357,10 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
             raise NotOpen("这个投票码无效或已经使用过。")
     receipt = new_receipt()
     cursor = db.execute(
-        "insert into ballots (campaign_id, voter_key, receipt, receipt_hash, channel, cast_at) values (?, ?, ?, ?, ?, ?)",
-        [campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), channel, clock.to_db(now)])
+        "insert into ballots (campaign_id, voter_key, receipt, receipt_hash, choice_set, channel, cast_at)"
+        " values (?, ?, ?, ?, ?, ?, ?)",
+        [campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
+         channel, clock.to_db(now)])
     ballot_id = cursor.lastrowid
     ids = dict(db.execute(
         "select b.slug, b.id from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?",

@@ -176,3 +176,19 @@ def test_a_tie_decision_can_be_revised_but_never_left_short(db, camp, candidates
     with pytest.raises(voting.BrandvoteError):
         tally.decide_tie(db, camp, [], AFTER, "organizer")
     assert sum(1 for r in tally.results(db, camp, AFTER)["rows"] if r.winner) == 10
+
+
+def test_the_tally_refuses_when_the_ledger_and_the_choices_disagree(db, camp, candidates):
+    """A ballot whose ledger line says one thing and whose choices say another (a bug, or a
+    hand-made row) stops the count instead of publishing either."""
+    cast(db, camp, "device:1", candidates[:2])
+    with dbmod.immediate(db):
+        cur = db.execute("insert into ballots (campaign_id, voter_key, receipt, receipt_hash, choice_set, cast_at)"
+                         " values (?, 'device:forged', 'XXXX-XXXX-XXXX', ?, ?, ?)",
+                         [camp["id"], "f" * 64, candidates[5], "2026-11-24T13:00:00+00:00"])
+        db.execute("insert into choices (ballot_id, campaign_id, brand_id) select ?, ?, id from brands where slug = ?",
+                   [cur.lastrowid, camp["id"], candidates[6]])
+    with pytest.raises(voting.BrandvoteError) as err:
+        tally.results(db, camp, AFTER)
+    assert "不一致" in err.value.message
+    assert db.execute("select count(*) from tallies").fetchone()[0] == 0

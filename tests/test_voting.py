@@ -123,7 +123,7 @@ def test_ballots_and_choices_are_append_only(db, camp, candidates):
 
 def test_ballot_rows_hold_no_ip_agent_or_raw_token(db):
     columns = {c.name for c in db["ballots"].columns}
-    assert columns == {"id", "campaign_id", "voter_key", "receipt", "receipt_hash", "channel", "cast_at"}
+    assert columns == {"id", "campaign_id", "voter_key", "receipt", "receipt_hash", "choice_set", "channel", "cast_at"}
 
 
 def test_ip_limit_counts_stored_ballots_per_hour(db, camp, candidates):
