@@ -309,7 +309,7 @@ class Filters:
 
 def parse_filters(params) -> Filters:
     """Strictly parse the query string of /brands and /api/brands; bad input → BadQuery (400)."""
-    q = " ".join((params.get("q") or "").split())
+    q = " ".join((params.get("q") or "").replace("\x00", " ").split())  # NUL ends an FTS5 string: 500
     if len(q) > MAX_QUERY_CHARS:
         raise BadQuery(f"搜索词过长，最多 {MAX_QUERY_CHARS} 个字。")
     kind = (params.get("kind") or "").strip()

@@ -50,7 +50,8 @@ SLUG = {"name": "slug", "in": "path", "required": True,
 FILTERS = [
     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": MAX_QUERY_CHARS}},
     {"name": "region", "in": "query", "schema": {"type": "string", "maxLength": 20}},
-    {"name": "kind", "in": "query", "schema": {"type": "string", "enum": list(KINDS)}},
+    {"name": "kind", "in": "query", "description": "空值表示全部类别",
+     "schema": {"type": "string", "enum": ["", *KINDS]}},
     {"name": "list", "in": "query", "schema": {"type": "string", "maxLength": 80}},
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
 ]
@@ -67,7 +68,15 @@ def _get(summary: str, ok: dict, params: list | None = None, errors: tuple[int, 
     return {"get": {"summary": summary, "parameters": params or [], "responses": responses}}
 
 
-def openapi_document(base_url: str) -> dict:
+def _slug(example: str | None) -> dict:
+    """The path's slug parameter, with a real slug as its example when one is known."""
+    return {**SLUG, "example": example} if example else SLUG
+
+
+def openapi_document(base_url: str, examples: dict[str, str] | None = None) -> dict:
+    """`examples`: a real slug per kind ("brand", "list", "campaign"), so readers and
+    schema-driven fuzzers reach the 200 answers, not only 404."""
+    ex = examples or {}
     page = _obj({"total": {"type": "integer"}, "page": {"type": "integer"}, "pages": {"type": "integer"},
                  "page_size": {"type": "integer"}, "items": {"type": "array", "items": {"$ref": "#/components/schemas/Brand"}}})
     lists = _obj({"items": {"type": "array", "items": _obj({
@@ -83,14 +92,17 @@ def openapi_document(base_url: str) -> dict:
         "servers": [{"url": base_url}],
         "paths": {
             "/api/brands": _get("搜索和筛选条目", page, FILTERS, (400,)),
-            "/api/brands/{slug}": _get("一个条目", {"$ref": "#/components/schemas/BrandDetail"}, [SLUG], (404,)),
+            "/api/brands/{slug}": _get("一个条目", {"$ref": "#/components/schemas/BrandDetail"},
+                                      [_slug(ex.get("brand"))], (404,)),
             "/api/lists": _get("全部榜单", lists),
-            "/api/lists/{slug}": _get("一个榜单", list_detail, [SLUG], (404,)),
+            "/api/lists/{slug}": _get("一个榜单", list_detail, [_slug(ex.get("list"))], (404,)),
             "/api/campaigns": _get("全部评选（不含票数）", campaigns),
             "/api/campaigns/{slug}": _get("一个评选的规则、时间与候选项目（不含票数）",
-                                          {"$ref": "#/components/schemas/CampaignDetail"}, [SLUG], (404,)),
+                                          {"$ref": "#/components/schemas/CampaignDetail"},
+                                          [_slug(ex.get("campaign"))], (404,)),
             "/api/campaigns/{slug}/results": _get("揭晓后的结果；揭晓前为 403",
-                                                  {"$ref": "#/components/schemas/Results"}, [SLUG], (403, 404)),
+                                                  {"$ref": "#/components/schemas/Results"},
+                                                  [_slug(ex.get("campaign"))], (403, 404)),
         },
         "components": {"schemas": {"Brand": BRAND, "BrandDetail": BRAND_DETAIL, "Campaign": CAMPAIGN,
                                    "CampaignDetail": CAMPAIGN_DETAIL, "Results": RESULTS,

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .. import catalog, voting
+from ..errors import BadQuery
 from ..openapi import openapi_document
 from ..pagecache import cached_page
 
@@ -50,10 +51,26 @@ def campaign_json(db, camp: dict, now, base_url: str, with_candidates: bool) -> 
     return out
 
 
+def strict_filters(params) -> catalog.Filters:
+    """The pages forgive stray spaces; the API holds clients to its OpenAPI document exactly:
+    lengths as sent, `kind` empty or one of the kinds, `page` digits only."""
+    kind = params.get("kind")
+    if kind is not None and kind not in ("", *catalog.KINDS):
+        raise BadQuery("没有这种类别。可选：" + "、".join(f"{k}（{v}）" for k, v in catalog.KINDS.items()))
+    for name, limit, label in (("q", catalog.MAX_QUERY_CHARS, "搜索词"), ("region", 20, "地区名称"),
+                               ("list", 80, "榜单参数")):
+        if len(params.get(name) or "") > limit:
+            raise BadQuery(f"{label}过长，最多 {limit} 个字。")
+    page = params.get("page")
+    if page is not None and not (page.isascii() and page.isdigit() and 1 <= int(page) <= catalog.MAX_PAGE):
+        raise BadQuery(f"页码必须是 1 到 {catalog.MAX_PAGE} 之间的整数。")
+    return catalog.parse_filters(params)
+
+
 @cached_page
 def brands(request: Request):
     db = request.state.store.db()
-    filters = catalog.parse_filters(request.query_params)
+    filters = strict_filters(request.query_params)
     page = catalog.search_brands(db, filters, request.state.settings.page_size)
     base = request.state.settings.base_url
     return ChineseJSON({
@@ -111,7 +128,15 @@ def campaign(request: Request):
 
 
 def openapi(request: Request):
-    return ChineseJSON(openapi_document(request.state.settings.base_url))
+    db = request.state.store.db()
+    now = request.state.now()
+    brand = next(iter(db.query("select slug from brands where published = 1 and deleted_at is null"
+                               " order by id limit 1")), None)
+    first_list = next(iter(catalog.all_lists(db)), None)
+    camp = next((c for c in voting.list_campaigns(db, now) if c["status"] != "draft"), None)
+    examples = {"brand": brand and brand["slug"], "list": first_list and first_list["slug"],
+                "campaign": camp and camp["slug"]}
+    return ChineseJSON(openapi_document(request.state.settings.base_url, examples))
 
 
 routes = [
