@@ -4,6 +4,7 @@ local tokens = {}
 local i = 0
 n303 = 0  -- globals: done() reads them per thread with thread:get
 other = 0
+sent = 0
 
 function init(args)
   for line in io.lines(args[1]) do
@@ -14,6 +15,7 @@ end
 
 function request()
   i = i + 1
+  sent = sent + 1
   local t = tokens[((i - 1) % #tokens) + 1]
   local body = "csrf_token=" .. t[2] .. "&" .. t[3]
   return wrk.format("POST", wrk.path, {
@@ -32,10 +34,11 @@ function setup(thread)
 end
 
 function done(summary, latency, requests)
-  local a, b = 0, 0
+  local a, b, c = 0, 0, 0
   for _, t in ipairs(threads) do
     a = a + t:get("n303")
     b = b + t:get("other")
+    c = c + t:get("sent")
   end
-  io.write(string.format("BALLOTS_303 %d\nBALLOTS_OTHER %d\n", a, b))
+  io.write(string.format("BALLOTS_303 %d\nBALLOTS_OTHER %d\nBALLOTS_SENT %d\n", a, b, c))
 end

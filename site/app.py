@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+
+import anyio.to_thread
 from datetime import datetime
 from typing import Callable
 
@@ -23,6 +25,9 @@ from .templating import make_templates
 from .writer import Writer
 
 
+THREADPOOL_SIZE = 16
+
+
 def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -> Starlette:
     """`now` is the clock every handler asks; tests pass a fake one to cross windows."""
     templates = make_templates(settings)
@@ -34,6 +39,9 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -
         # `brandvote serve` migrates before the workers start; this covers tests and
         # `uvicorn --factory` use, and the file lock makes concurrent appliers safe.
         dbmod.migrate(settings.db_path)
+        # Page renders and reads run in the threadpool, each thread with its own connection;
+        # on 2 cores 16 threads keep the CPU busy, and 40 (anyio's default) only cost memory.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADPOOL_SIZE
         writer = Writer(settings.db_path)
         writer.start()
         page_cache = PageCache(settings.db_path) if settings.cache_pages else None

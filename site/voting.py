@@ -327,10 +327,10 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
     if camp is None:
         raise NotFound("没有找到这个评选。")
     check_open(camp, now, page_loaded_at)
-    candidates = [r["slug"] for r in db.query(
-        "select b.slug from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?"
-        " order by k.position", [campaign_id])]
-    ordered = check_choices(camp, candidates, choices)
+    ids = dict(db.execute(
+        "select b.slug, b.id from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?"
+        " order by k.position", [campaign_id]).fetchall())
+    ordered = check_choices(camp, list(ids), choices)
     existing = ballot_of(db, campaign_id, voter_key)
     if existing is not None:
         if sorted(existing["choices"]) == sorted(ordered):
@@ -362,9 +362,6 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
         [campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
          channel, clock.to_db(now)])
     ballot_id = cursor.lastrowid
-    ids = dict(db.execute(
-        "select b.slug, b.id from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?",
-        [campaign_id]).fetchall())
     db.conn.executemany("insert into choices (ballot_id, campaign_id, brand_id) values (?, ?, ?)",
                         [(ballot_id, campaign_id, ids[s]) for s in ordered])
     if camp["frozen_at"] is None:

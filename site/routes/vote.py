@@ -196,14 +196,16 @@ async def submit(request: Request):
                             else "表单校验失败（可能来自其他网站或页面已失效），您的选择已保留，请再次提交。", 403)
 
     settings = request.state.settings
-    ip = client_ip(request.client.host if request.client else None,
-                   request.headers.get("x-forwarded-for"), settings.trusted_proxies)
+    ip_key = None
+    if settings.ip_limit or camp["ip_limit"]:
+        ip_key = request.state.tokens.ip_key(client_ip(request.client.host if request.client else None,
+                                                       request.headers.get("x-forwarded-for"),
+                                                       settings.trusted_proxies))
 
     def job(db):
         return voting.cast_ballot(
-            db, camp["id"], voter.key, choices, now, channel=token.get("ch"),
-            ip_key=request.state.tokens.ip_key(ip), ip_limit=settings.ip_limit,
-            page_loaded_at=token["issued_at"])
+            db, camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
+            ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
 
     try:
         await request.state.writer.submit(job)
