@@ -7,6 +7,7 @@ copied old cookie is worthless. Sign-in always makes a new id (no fixation).
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import datetime, timedelta
 
@@ -25,7 +26,12 @@ ABSOLUTE_TIMEOUT = timedelta(hours=8)
 THROTTLE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_IP = 20
-_DUMMY_HASH = hash_password("timing-equaliser-not-a-password")
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Checked for unknown users so timing does not tell which accounts exist (made on first use)."""
+    return hash_password("timing-equaliser-not-a-password")
 
 
 class SignInFailed(BrandvoteError):
@@ -119,7 +125,7 @@ def sign_in(db: Database, username: str, password: str, ip_key: str, now: dateti
         record(db, now, username or "?", "login.throttled")
         raise Throttled()
     user = next(iter(db.query("select * from users where username = ?", [username])), None)
-    ok = verify_password(user["password_hash"] if user else _DUMMY_HASH, password)
+    ok = verify_password(user["password_hash"] if user else _dummy_hash(), password)
     if not ok or user is None or user["disabled"]:
         with immediate(db):
             db.execute("insert into login_failures (at, username, ip_key) values (?, ?, ?)",

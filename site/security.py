@@ -178,7 +178,9 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: tupl
 
 # ---------------------------------------------------------------- passwords
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended cost
+# argon2id with OWASP's minimum profile (m=19 MiB, t=2, p=1): still a slow, memory-hard KDF,
+# but a sign-in no longer lifts a worker's memory by the library default's 64 MiB.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 def hash_password(password: str) -> str:
