@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from . import clock, db as dbmod
 from .accounts import ABSOLUTE_TIMEOUT
-from .pagecache import GZIP_MIN, PageCache
+from .pagecache import GZIP_MIN, CacheFront, PageCache
 from .routes import build_routes
 from .routes.errors import error_response, make_handlers
 from .security import BodyLimit, SecurityHeaders, Tokens
@@ -75,14 +75,15 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -
 
 
 class Site(Starlette):
-    """Starlette with the security headers outside its error middleware, so 500 pages carry them too."""
+    """Starlette with the security headers outside its error middleware, so 500 pages carry them
+    too, and cached pages answered just inside them (pagecache.CacheFront)."""
 
     def __init__(self, *args, https: bool = False, **kwargs):
         self.https = https
         super().__init__(*args, **kwargs)
 
     def build_middleware_stack(self):
-        return SecurityHeaders(super().build_middleware_stack(), https=self.https)
+        return SecurityHeaders(CacheFront(super().build_middleware_stack()), https=self.https)
 
 
 def app_from_env() -> Starlette:

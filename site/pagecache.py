@@ -15,12 +15,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import db as dbmod, tally, voting
+from . import clock, db as dbmod, tally, voting
 
 MAX_ENTRIES = 1024
 GZIP_MIN = 500
@@ -41,14 +42,24 @@ class Entry:
     media_type: str
     headers: tuple
 
+    async def send(self, scope, send) -> None:
+        """Answer straight from the entry, without building a Request or a Response."""
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                   if k in (b"if-none-match", b"accept-encoding")}
+        response = self.response_for(headers)
+        await response(scope, None, send)
+
     def response(self, request: Request) -> Response:
+        return self.response_for(request.headers)
+
+    def response_for(self, request_headers) -> Response:
         headers = dict(self.headers)
         headers["ETag"] = self.etag
         headers["Vary"] = "Accept-Encoding"
-        if etag_matches(request.headers.get("if-none-match"), self.etag):
+        if etag_matches(request_headers.get("if-none-match"), self.etag):
             return Response(status_code=304, headers={"ETag": self.etag, "Vary": "Accept-Encoding",
                                                       "Cache-Control": headers.get("cache-control", "")})
-        if self.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        if self.gzipped is not None and "gzip" in request_headers.get("accept-encoding", ""):
             headers["Content-Encoding"] = "gzip"
             return Response(self.gzipped, media_type=self.media_type, headers=headers)
         return Response(self.body, media_type=self.media_type, headers=headers)
@@ -64,6 +75,8 @@ class PageCache:
         self._entries: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self._campaigns: tuple[int, list[dict]] = (-1, [])
+        self._states: tuple = ()
+        self._states_until = None
         self.max_entries = max_entries
         self.hits = self.misses = 0
 
@@ -73,15 +86,29 @@ class PageCache:
             self._db = None
 
     def key(self, request: Request) -> tuple:
+        return self.key_from_scope(request.scope)
+
+    def key_from_scope(self, scope) -> tuple:
         db = self.read_db()
         version = db.execute("select n from site_version where id = 1").fetchone()[0]
-        cached_version, campaigns = self._campaigns
-        if cached_version != version:
-            campaigns = [dict(r) for r in db.query("select * from campaigns order by id")]
-            self._campaigns = (version, campaigns)
-        now = request.state.now()
-        states = tuple((c["id"], voting.status(c, now), tally.voting_over(c, now)) for c in campaigns)
-        return request.url.path, request.url.query, version, states
+        now = scope["state"]["now"]()
+        if self._campaigns[0] != version or now >= self._states_until:
+            self._refresh(db, version, now)
+        return scope["path"], scope["query_string"], version, self._states
+
+    def _refresh(self, db, version: int, now) -> None:
+        """Campaign states change only at their own times: compute them, and the next such time."""
+        campaigns = [dict(r) for r in db.query("select * from campaigns order by id")]
+        self._campaigns = (version, campaigns)
+        self._states = tuple((c["id"], voting.status(c, now), tally.voting_over(c, now)) for c in campaigns)
+        times = []
+        for c in campaigns:
+            for field in ("opens_at", "closes_at", "announce_at"):
+                t = clock.from_db(c.get(field))
+                if t is not None:
+                    times += [t, t + voting.GRACE] if field == "closes_at" else [t]
+        future = [t for t in times if t > now]
+        self._states_until = min(future) if future else now + timedelta(days=3650)
 
     def campaign(self, slug: str) -> dict | None:
         """From the list read with the current key (call key() first)."""
@@ -148,3 +175,27 @@ def cached_page(endpoint):
         return entry.response(request)
 
     return wrapper
+
+
+class CacheFront:
+    """Serves cached pages before the rest of the middleware stack and the router.
+
+    Entries are only ever stored by @cached_page handlers (anonymous pages that set no
+    cookie and read none), under the same key, so answering here changes nothing but cost.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            cache = scope.get("state", {}).get("page_cache")
+            entry = None
+            if cache is not None:
+                try:
+                    entry = cache.get(cache.key_from_scope(scope))
+                except Exception:  # e.g. a locked database: the app below answers, with its error pages
+                    entry = None
+            if entry is not None:
+                return await entry.send(scope, send)
+        await self.app(scope, receive, send)

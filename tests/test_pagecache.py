@@ -35,6 +35,30 @@ def test_a_second_request_is_served_from_the_cache(client):
     assert again.status_code == 304 and again.content == b""
 
 
+def test_hits_are_answered_in_front_with_the_security_headers(client):
+    cache = client.app_state["page_cache"]
+    first = client.get("/brands")
+    hits = cache.hits
+    second = client.get("/brands")
+    assert cache.hits == hits + 1
+    for name in ("content-security-policy", "x-content-type-options", "referrer-policy"):
+        assert second.headers[name] == first.headers[name]
+
+
+def test_a_failing_cache_lookup_falls_through_to_the_app(seeded_settings, clock, db, monkeypatch):
+    def locked(_):
+        raise RuntimeError("database is locked")
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver",
+                    raise_server_exceptions=False) as c:
+        c.get("/brands")
+        cache = c.app_state["page_cache"]
+        monkeypatch.setattr(cache, "key_from_scope", locked)
+        monkeypatch.setattr(cache, "key", locked)
+        r = c.get("/brands")
+    assert r.status_code == 500 and "服务器" in r.text  # the app's own Chinese error page, not a bare 500
+    assert "content-security-policy" in r.headers
+
+
 def test_an_edit_is_visible_at_once(client, db, bundled):
     slug = bundled["brands"][0]["slug"]
     assert "新写的摘要" not in client.get(f"/brands/{slug}").text
