@@ -4,9 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
-SYSTEM_PACKAGES := chromium fonts-noto-cjk poppler-utils librsvg2-bin
+SYSTEM_PACKAGES := chromium fonts-noto-cjk poppler-utils librsvg2-bin openjdk-17-jre-headless
+# Outside checkers from npm (axe-core, vnu.jar), pinned by tools/package-lock.json.
+TOOLS := tools
+TOOLS_STAMP := $(TOOLS)/node_modules/.installed
 
-.PHONY: run test system-deps clean bench
+.PHONY: run test system-deps audit clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +37,21 @@ system-deps:
 	    echo "missing system packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; \
 	  fi; \
 	fi
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: nodejs npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else \
+	    echo "npm is missing (run as root, or: sudo apt-get install nodejs npm)"; exit 1; \
+	  fi; }
 
-test: $(TEST_STAMP) system-deps
+# axe-core (injected into chromium) and the Nu HTML checker (vnu.jar, run with Java 17).
+# --ignore-scripts: vnu-jar's postinstall would download a Java; the system one is used.
+$(TOOLS_STAMP): $(TOOLS)/package.json $(TOOLS)/package-lock.json | system-deps
+	npm ci --prefix $(TOOLS) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(TEST_STAMP) system-deps $(TOOLS_STAMP)
 	$(PY) -m pytest -q
 
 # Load and timing figures (not part of `make test`): wrk against 127.0.0.1, bounded runs.
@@ -45,5 +61,9 @@ bench: $(TEST_STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/tally_1m.py
 
+# wapiti against a demo on a free loopback port, in its own venv; not part of `make test`.
+audit: $(RUN_STAMP)
+	sh scripts/audit.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .artifacts
+	rm -rf $(VENV) .pytest_cache .artifacts $(TOOLS)/node_modules $(TOOLS)/wapiti-venv

@@ -112,3 +112,33 @@ def login(client, username: str, password: str = PASSWORD, next_path: str = "/ad
 def staff_csrf(client) -> str:
     """The signed-in user's form token, as any admin page carries it."""
     return csrf_from(client.get("/admin").text)
+
+
+# Staff GET routes that answer with a file, not a page (checked by test_editor's export test).
+STAFF_DOWNLOADS = {"/admin/export"}
+
+
+def staff_get_paths() -> list[str]:
+    """Every staff page a GET can reach, from the route table, so a new page is checked too."""
+    from starlette.routing import Mount, Route
+
+    from brandvote.routes import build_routes
+
+    found = []
+
+    def walk(routes, prefix):
+        for r in routes:
+            if isinstance(r, Mount) and r.routes:
+                walk(r.routes, prefix + r.path)
+            elif isinstance(r, Route) and "GET" in (r.methods or ()):
+                path = prefix + r.path
+                if (path.startswith("/admin") or path == "/logout") and path not in STAFF_DOWNLOADS:
+                    found.append(path)
+    walk(build_routes(), "")
+    return sorted(set(found))
+
+
+def fill_path(path: str, campaign: str, brand: str) -> str:
+    """A concrete URL for a staff route path; {slug} is a campaign under /admin/campaigns."""
+    values = {"slug": campaign if path.startswith("/admin/campaigns") else brand}
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
