@@ -309,7 +309,7 @@ class Filters:
 
 def parse_filters(params) -> Filters:
     """Strictly parse the query string of /brands and /api/brands; bad input → BadQuery (400)."""
-    q = " ".join((params.get("q") or "").replace("\x00", " ").split())  # NUL ends an FTS5 string: 500
+    q = " ".join((params.get("q") or "").split())
     if len(q) > MAX_QUERY_CHARS:
         raise BadQuery(f"搜索词过长，最多 {MAX_QUERY_CHARS} 个字。")
     kind = (params.get("kind") or "").strip()
@@ -343,7 +343,7 @@ def _like(term: str) -> str:
 def search_brands(db: Database, filters: Filters, page_size: int = 20) -> Page:
     where = ["b.published = 1", "b.deleted_at is null"]
     params: dict[str, object] = {}
-    terms = filters.q.split()
+    terms = filters.q.replace("\x00", " ").split()  # a NUL would end the FTS5 string early: a 500
     long_terms = [t for t in terms if len(t) >= 3]
     if long_terms:
         where.append("b.id in (select rowid from brands_fts where brands_fts match :fts)")

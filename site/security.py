@@ -131,6 +131,14 @@ class Tokens:
         return hmac.new(self.secret.encode(), f"ip:{ip}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def same_secret(given, expected) -> bool:
+    """Constant-time equality for a submitted token; any other type or a non-ASCII string is
+    simply unequal (hmac.compare_digest raises TypeError on non-ASCII str)."""
+    if not isinstance(given, str) or not isinstance(expected, str):
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def cross_site(headers, base_url: str) -> bool:
     """A second CSRF layer for state-changing POSTs: the browser says where the form came from.
 

@@ -118,11 +118,9 @@ def staff_csrf(client) -> str:
 STAFF_DOWNLOADS = {"/admin/export"}
 
 
-def staff_get_paths() -> list[str]:
-    """Every staff page a GET can reach, from the route table, so a new page is checked too."""
+def staff_routes(routes) -> list[tuple[str, str, object]]:
+    """(method, path, endpoint) of every staff route in a route table, sign-out last."""
     from starlette.routing import Mount, Route
-
-    from brandvote.routes import build_routes
 
     found = []
 
@@ -130,12 +128,21 @@ def staff_get_paths() -> list[str]:
         for r in routes:
             if isinstance(r, Mount) and r.routes:
                 walk(r.routes, prefix + r.path)
-            elif isinstance(r, Route) and "GET" in (r.methods or ()):
+            elif isinstance(r, Route):
                 path = prefix + r.path
-                if (path.startswith("/admin") or path == "/logout") and path not in STAFF_DOWNLOADS:
-                    found.append(path)
-    walk(build_routes(), "")
-    return sorted(set(found))
+                if path.startswith("/admin") or path == "/logout":
+                    for method in sorted((r.methods or set()) - {"HEAD"}):
+                        found.append((method, path, r.endpoint))
+    walk(routes, "")
+    return sorted(found, key=lambda r: (r[1] == "/logout", r[1], r[0]))
+
+
+def staff_get_paths() -> list[str]:
+    """Every staff page a GET can reach, from the route table, so a new page is checked too."""
+    from brandvote.routes import build_routes
+
+    return sorted({path for method, path, _ in staff_routes(build_routes())
+                   if method == "GET" and path not in STAFF_DOWNLOADS})
 
 
 def fill_path(path: str, campaign: str, brand: str) -> str:

@@ -138,6 +138,10 @@ def test_catalog_search_filters_the_entries_and_keeps_the_ticks(client):
     assert r.status_code == 200 and 'value="未保存"' in r.text
     assert re.search(rf'value="{B}" id="c-{B}" checked', r.text), "a ticked entry survives the search"
     assert re.search(rf'value="{A}" id="c-{A}">', r.text)
+    for q in ("\x00", "书院\x00'\"", '"', "a\x00bcd"):  # a NUL once ended the FTS5 string early: a 500
+        assert client.get("/admin/campaigns/new", params={"q": q}).status_code == 200
+        r = client.post("/admin/campaigns/new", data=form(client, q=q, action="search"))
+        assert r.status_code == 200, (q, r.status_code)
 
 
 def test_edit_shows_beijing_times_and_rules_freeze_at_the_first_ballot(client, db, clock):

@@ -4,13 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from brandvote import accounts
+from brandvote.security import same_secret
 from brandvote.app import create_app
 
-from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf
+from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf, staff_routes
 
 ROLES = ("editor", "organizer", "admin")
 
@@ -43,22 +43,6 @@ def signed_in(app, role):
 
 # ------------------------------------------------------------ the access matrix, from the route table
 
-def staff_routes(app):
-    found = []
-
-    def walk(routes, prefix):
-        for r in routes:
-            if isinstance(r, Mount) and r.routes:
-                walk(r.routes, prefix + r.path)
-            elif isinstance(r, Route):
-                path = prefix + r.path
-                if path.startswith("/admin") or path == "/logout":
-                    for method in sorted((r.methods or set()) - {"HEAD"}):
-                        found.append((method, path, r.endpoint))
-    walk(app.routes, "")
-    return sorted(found, key=lambda r: (r[1] == "/logout", r[1], r[0]))  # sign out last
-
-
 def sample(path, db):
     brand = db.execute("select slug from brands order by id limit 1").fetchone()[0]
     campaign = db.execute("select slug from campaigns order by id limit 1").fetchone()[0]
@@ -75,7 +59,7 @@ def sample(path, db):
 
 
 def test_every_staff_route_declares_its_roles(app):
-    routes = staff_routes(app)
+    routes = staff_routes(app.routes)
     assert len(routes) >= 8
     for method, path, endpoint in routes:
         assert hasattr(endpoint, "required_roles"), f"{method} {path} is not guarded by requires()"
@@ -86,7 +70,7 @@ def test_access_matrix(app, db, role):
     c = signed_in(app, role)
     token = staff_csrf(c) if role else "x"
     try:
-        for method, path, endpoint in staff_routes(app):
+        for method, path, endpoint in staff_routes(app.routes):
             allowed = role == "admin" or (role is not None and role in endpoint.required_roles)
             url = sample(path, db)
             if method == "GET":
@@ -119,11 +103,11 @@ def test_every_staff_post_refuses_a_missing_or_wrong_csrf_token_and_changes_noth
     c = signed_in(app, "admin")
     before = state_of(db)
     try:
-        for method, path, endpoint in staff_routes(app):
+        for method, path, endpoint in staff_routes(app.routes):
             if method != "POST":
                 continue
             url = sample(path, db)
-            for data in ({}, {"csrf_token": "forged"}):
+            for data in ({}, {"csrf_token": "forged"}, {"csrf_token": "forged¿'\"("}):
                 r = c.post(url, data={**data, "action": "add", "username": "x"}, follow_redirects=False)
                 assert r.status_code == 403, (url, data, r.status_code)
     finally:
@@ -202,7 +186,18 @@ def test_login_needs_its_csrf_token(client):
     client.get("/login")
     r = client.post("/login", data={"username": "editor", "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 403
+    for forged in ("forged", "forged¿'\"(", "\x00"):  # non-ASCII once raised in hmac.compare_digest: a 500
+        r = client.post("/login", data={"username": "editor", "password": PASSWORD, "csrf_token": forged},
+                        follow_redirects=False)
+        assert r.status_code == 403 and "表单校验失败" in r.text
     assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_same_secret_is_false_for_anything_but_the_same_string():
+    assert same_secret("abc", "abc")
+    assert not same_secret("abc", "abd")
+    assert not same_secret("¿'\"(", "abc") and not same_secret("abc", "¿")
+    assert not same_secret(None, "abc") and not same_secret("abc", None) and not same_secret(["abc"], "abc")
 
 
 def test_next_only_leads_inside_the_console(client):

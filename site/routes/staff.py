@@ -8,7 +8,6 @@ runs. The roles are kept on the endpoint so a test can read them off the route t
 from __future__ import annotations
 
 import functools
-import hmac
 import inspect
 import secrets
 
@@ -19,7 +18,7 @@ from starlette.routing import Route
 
 from .. import accounts
 from ..errors import BrandvoteError
-from ..security import client_ip, cross_site
+from ..security import client_ip, cross_site, same_secret
 from .errors import error_response
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -57,8 +56,7 @@ def requires(*roles: str):
                     form = await staff_form(request)
                 except Exception:
                     return error_response(request.state.templates, request, 400, "提交的表单格式有误。")
-                token = form.get("csrf_token")
-                if not isinstance(token, str) or not hmac.compare_digest(token, user["csrf"]):
+                if not same_secret(form.get("csrf_token"), user["csrf"]):
                     return error_response(request.state.templates, request, 403,
                                           "表单校验失败（页面已过期或来自其他网站），请返回重新提交。")
                 request.state.form = form  # handlers read the checked form from here
@@ -112,7 +110,7 @@ async def login(request: Request):
         return render(request, "admin/login.html", {"csrf_token": _login_csrf(request), "username": username[:40],
                                                     "message": message, "next": target}, status)
 
-    if not isinstance(expected, str) or not isinstance(token, str) or not hmac.compare_digest(token, expected):
+    if not same_secret(token, expected):
         return again("表单校验失败，请重新登录。", 403)
     settings = request.state.settings
     ip = client_ip(request.client.host if request.client else None, request.headers.get("x-forwarded-for"),
