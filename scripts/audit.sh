@@ -2,9 +2,9 @@
 # `make audit`: the wapiti web scanner against a throw-away demo on 127.0.0.1.
 #
 # Starts `brandvote serve` on a free loopback port with a temporary database, waits for
-# /healthz, scans it anonymously (the public site, as an attacker sees it), then signed in
-# as an admin (the staff console: stored XSS through the editor forms reaches public
-# pages), stops the server and prints a summary. Reports land in .artifacts/audit/.
+# /healthz, scans it signed in as an admin (the staff console: stored XSS through the editor
+# forms reaches public pages), then anonymously (the public site, as an attacker sees it),
+# stops the server and prints a summary. Reports land in .artifacts/audit/.
 #
 # Only modules that stay on this host. Never ssrf, xxe, wapp or nikto (they reach outside
 # hosts or download data); --no-bugreport stops wapiti from uploading crash reports, and the
