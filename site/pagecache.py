@@ -24,6 +24,7 @@ from starlette.responses import Response
 from . import clock, db as dbmod, tally, voting
 
 MAX_ENTRIES = 1024
+SCOPE_KEY = "brandvote.page_key"  # the key CacheFront computed, so a miss does not compute it twice
 GZIP_MIN = 500
 
 
@@ -86,7 +87,7 @@ class PageCache:
             self._db = None
 
     def key(self, request: Request) -> tuple:
-        return self.key_from_scope(request.scope)
+        return request.scope.get(SCOPE_KEY) or self.key_from_scope(request.scope)
 
     def key_from_scope(self, scope) -> tuple:
         db = self.read_db()
@@ -193,7 +194,8 @@ class CacheFront:
             entry = None
             if cache is not None:
                 try:
-                    entry = cache.get(cache.key_from_scope(scope))
+                    scope[SCOPE_KEY] = cache.key_from_scope(scope)
+                    entry = cache.get(scope[SCOPE_KEY])
                 except Exception:  # e.g. a locked database: the app below answers, with its error pages
                     entry = None
             if entry is not None:

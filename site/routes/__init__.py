@@ -24,10 +24,10 @@ class VersionedStatic(StaticFiles):
 
 def build_routes() -> list:
     return [
+        *vote.routes,  # first: the crowd's ballot GET and POST are matched without trying the rest
         *catalog.routes,
         *system.routes,
         *qr.routes,
-        *vote.routes,
         *results.routes,
         *staff.routes,
         *organizer.routes,
