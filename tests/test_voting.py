@@ -113,6 +113,13 @@ def test_receipts_are_random_not_sequential(db, camp, candidates):
     assert receipts != sorted(receipts)
 
 
+def test_receipt_symbols_are_crockford_and_every_position_varies():
+    raws = [voting.new_receipt().replace("-", "") for _ in range(400)]
+    assert set("".join(raws)) == set(voting.RECEIPT_ALPHABET)  # all 32 symbols, nothing else
+    for position in range(12):
+        assert len({r[position] for r in raws}) > 20, position  # no stuck or low-entropy position
+
+
 def test_ballots_and_choices_are_append_only(db, camp, candidates):
     cast(db, camp, "device:a", candidates[:2])
     for sql in ("update ballots set receipt = 'x'", "delete from ballots",
