@@ -86,8 +86,10 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def wrk(url: str, conns: int, seconds: int, script: list[str] | None = None) -> dict:
+def wrk(url: str, conns: int, seconds: int, script: list[str] | None = None, headers: tuple = ()) -> dict:
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    for header in headers:
+        cmd += ["-H", header]
     if script:
         cmd += ["-s", script[0], url, "--", *script[1:]]
     else:
@@ -241,12 +243,14 @@ def main() -> int:
         endpoints = [
             ("home", "/"), ("/brands", "/brands"), ("/brands/{slug}", "/brands/guoshi-shuyuan"),
             ("/lists/{slug}", "/lists/shanghai-30-brands"), ("ballot page GET", f"/c/{SLUG}"),
+            ("ballot page GET, gzip", f"/c/{SLUG}", ("Accept-Encoding: gzip",)),  # as every phone asks
             ("results (announced)", f"/c/{RESULTS}/results"), ("QR PNG", f"/c/{SLUG}/qr.png?ch=paper"),
         ]
         for conns in conns_list:
-            for name, path in endpoints:
-                wrk(base + path, conns, 1)
-                record(name, workers, conns, wrk(base + path, conns, args.seconds))
+            for name, path, *headers in endpoints:
+                headers = headers[0] if headers else ()
+                wrk(base + path, conns, 1, headers=headers)
+                record(name, workers, conns, wrk(base + path, conns, args.seconds, headers=headers))
             tokens_file = tmp / f"ballots-{workers}-{conns}.tsv"
             mint_ballots(db_path, tokens_file, 60000)
             before = stored_ballots(db_path)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import struct
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
@@ -121,12 +123,12 @@ class PageCache:
             self._db = dbmod.connect(self._db_path)
         return self._db
 
-    def fragments(self, key, build) -> tuple[bytes, bytes]:
-        """A page rendered once around a per-visitor placeholder: (before, after)."""
+    def fragments(self, key, build) -> Fragments:
+        """A page rendered once around a per-visitor placeholder; build() -> (before, after)."""
         with self._lock:
             parts = self._entries.get(("fragments", key))
         if parts is None:
-            parts = build()
+            parts = Fragments(*build())
             with self._lock:
                 self._entries[("fragments", key)] = parts
         return parts
@@ -155,6 +157,40 @@ class PageCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return entry
+
+
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, OS unknown
+
+
+class Fragments:
+    """A page that differs per visitor only in one short slot, kept plain and gzipped.
+
+    Compressing the whole ballot page per request costs ~200 µs of the ~340 µs a phone's
+    request took. Instead the parts around the slot are deflated once, each ending on a
+    byte boundary, and each visitor's slot goes between them as a stored (uncompressed)
+    deflate block (RFC 1951 §3.2.4): one valid gzip member, built with no compression work
+    per request but the CRC of the slot and the short tail.
+    """
+
+    def __init__(self, before: bytes, after: bytes):
+        self.before, self.after = before, after
+        head = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._deflated_before = head.compress(before) + head.flush(zlib.Z_SYNC_FLUSH)  # not final
+        tail = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self._deflated_after = tail.compress(after) + tail.flush(zlib.Z_FINISH)  # the final block
+        self._crc_before = zlib.crc32(before)
+
+    def body(self, slot: bytes) -> bytes:
+        return self.before + slot + self.after
+
+    def gzipped(self, slot: bytes) -> bytes:
+        if len(slot) > 0xFFFF:
+            raise ValueError("a slot must fit one stored block")
+        stored = b"\x00" + struct.pack("<HH", len(slot), len(slot) ^ 0xFFFF) + slot
+        crc = zlib.crc32(self.after, zlib.crc32(slot, self._crc_before))
+        size = len(self.before) + len(slot) + len(self.after)
+        return b"".join((GZIP_HEADER, self._deflated_before, stored, self._deflated_after,
+                         struct.pack("<II", crc, size & 0xFFFFFFFF)))
 
 
 def cached_page(endpoint):

@@ -66,7 +66,12 @@ class SmallTokenSerializer(URLSafeSerializer):
     """URLSafeSerializer without the zlib attempt: a voter token is ~60 bytes of JSON that
     deflate never shortens, while zlib.compress sets up ~256 KB of state on every call
     (about half the cost of minting a token under load). Loading is unchanged, so a token
-    from the plain serializer still reads."""
+    from the plain serializer still reads. The digest is hashlib.sha1 itself, the same
+    algorithm as itsdangerous' default, but its lazy wrapper sends hmac down the pure-Python
+    path; OpenSSL's constructor takes the C one."""
+
+    def __init__(self, secret: str, salt: str):
+        super().__init__(secret, salt=salt, signer_kwargs={"digest_method": hashlib.sha1})
 
     def dump_payload(self, obj) -> bytes:
         return base64_encode(Serializer.dump_payload(self, obj))

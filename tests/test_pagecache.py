@@ -1,13 +1,17 @@
 """Rendered pages are cached per worker and invalidated by every edit, import and announcement."""
 
 import copy
+import gzip
+import random
 import re
+import zlib
 from datetime import timedelta
 
 import pytest
 from starlette.testclient import TestClient
 
 from brandvote import catalog, db as dbmod, voting
+from brandvote.pagecache import Fragments
 from brandvote.app import create_app
 
 from helpers import NOW, FakeClock, open_campaign
@@ -133,3 +137,36 @@ def test_the_ballot_page_is_small_over_the_wire(client, db):
         assert r.status_code == 200
         sizes[path] = int(r.headers["content-length"])  # bytes on the wire, compressed
     assert sum(sizes.values()) <= 30 * 1024, sizes
+
+
+def test_spliced_gzip_decompresses_to_the_page_with_the_slot():
+    rng = random.Random(7)
+    page = "<p>候选项目：读书会、协商议事厅</p>".encode() * 300
+    cases = [(b"", b"", b""), (page, b"", page), (b"", b"tok", b""), (page[:1], b"x" * 35000, page[:7])]
+    for _ in range(40):
+        before = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 3000))) + page[: rng.randrange(len(page))]
+        after = page[: rng.randrange(len(page))] + bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 300)))
+        cases.append((before, rng.randbytes(rng.randrange(0, 200)), after))
+    for before, slot, after in cases:
+        parts = Fragments(before, after)
+        assert parts.body(slot) == before + slot + after
+        spliced = parts.gzipped(slot)
+        assert gzip.decompress(spliced) == before + slot + after  # Python's gzip checks CRC and length
+        assert zlib.decompress(spliced, wbits=31) == before + slot + after
+    assert len(Fragments(page, page).gzipped(b"t" * 100)) < len(page) // 5  # compressed, not just wrapped
+
+
+def test_a_phone_gets_the_ballot_gzipped_and_its_token_votes(seeded_settings, clock, db):
+    open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
+    token = lambda text: text.split('name="csrf_token" value="')[1].split('"')[0]
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        zipped = c.get(f"/c/{SLUG}", headers={"accept-encoding": "gzip"})
+        plain = c.get(f"/c/{SLUG}", headers={"accept-encoding": "identity"})
+        assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+        assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
+        assert zipped.text.replace(token(zipped.text), "T") == plain.text.replace(token(plain.text), "T")
+        candidates = re.findall(r'name="choice" value="([^"]+)"', zipped.text)
+        clock.advance(seconds=5)
+        r = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token(zipped.text), "choice": candidates[:10]},
+                   follow_redirects=False)
+        assert r.status_code == 303

@@ -134,9 +134,13 @@ async def ballot_page(request: Request):
         before, after = html.split(TOKEN_SLOT)
         return before.encode(), after.encode()
 
-    before, after = cache.fragments((camp["id"],) + key[2:], build)
-    token = request.state.tokens.csrf(voter.key, camp["id"], now, channel_of(request))
-    response = Response(before + token.encode() + after, media_type="text/html", headers=NO_STORE)
+    page = cache.fragments((camp["id"],) + key[2:], build)
+    token = request.state.tokens.csrf(voter.key, camp["id"], now, channel_of(request)).encode()
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        response = Response(page.gzipped(token), media_type="text/html",
+                            headers={**NO_STORE, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    else:  # GZipMiddleware adds the Vary header to this one
+        response = Response(page.body(token), media_type="text/html", headers=NO_STORE)
     return voter.attach(response, request)
 
 
