@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlite_utils import Database
 
 from . import clock
-from .db import immediate
+from .db import first, immediate
 from .errors import BrandvoteError, InvalidCatalog, NotFound
 
 STATUS_LABELS = {
@@ -326,7 +326,7 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
     Returns the stored ballot; the same voter resubmitting the same choices gets the
     ballot already stored (a double tap is not an error).
     """
-    camp = next(iter(db.query("select * from campaigns where id = ?", [campaign_id])), None)
+    camp = first(db, "select * from campaigns where id = ?", [campaign_id])
     if camp is None:
         raise NotFound("没有找到这个评选。")
     check_open(camp, now, page_loaded_at)
@@ -342,9 +342,8 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
     limit = camp["ip_limit"] if camp["ip_limit"] is not None else ip_limit
     if ip_key and limit:
         hour = _hour(now)
-        used = next(iter(db.query(
-            "select n from ip_counts where campaign_id = ? and ip_key = ? and hour = ?",
-            [campaign_id, ip_key, hour])), {"n": 0})["n"]
+        used = (first(db, "select n from ip_counts where campaign_id = ? and ip_key = ? and hour = ?",
+                            [campaign_id, ip_key, hour]) or {"n": 0})["n"]
         if used >= limit:
             retry = 3600 - (now.minute * 60 + now.second)
             raise RateLimited(f"此网络本小时已提交 {limit} 张选票，达到上限。请 {retry // 60 + 1} 分钟后再试。", retry)
@@ -375,12 +374,10 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
 
 
 def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
-    row = next(iter(db.query(
-        "select id, receipt, cast_at, channel from ballots where campaign_id = ? and voter_key = ?",
-        [campaign_id, voter_key])), None)
+    row = first(db, "select id, receipt, cast_at, channel from ballots where campaign_id = ? and voter_key = ?",
+                      [campaign_id, voter_key])
     if row is None:
         return None
-    row = dict(row)
     row["choices"] = [r["slug"] for r in db.query(
         "select b.slug from choices c join brands b on b.id = c.brand_id"
         " join candidates k on k.brand_id = c.brand_id and k.campaign_id = c.campaign_id"
