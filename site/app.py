@@ -18,8 +18,9 @@ from . import clock, db as dbmod
 from .accounts import ABSOLUTE_TIMEOUT
 from .pagecache import GZIP_MIN, CacheFront, PageCache
 from .routes import build_routes
+from .routes.staff import STAFF_PREFIXES
 from .routes.errors import error_response, make_handlers
-from .security import BodyLimit, SecurityHeaders, Tokens
+from .security import BodyLimit, OnlyUnder, SecurityHeaders, Tokens
 from .settings import Settings
 from .templating import make_templates
 from .writer import Writer
@@ -65,8 +66,10 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -
             # Level 6, not Starlette's 9: a third of the CPU for nearly the same size (perf-limits §1).
             Middleware(GZipMiddleware, minimum_size=GZIP_MIN, compresslevel=6),
             Middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render_413=render_413),
-            # Staff sessions: a signed cookie holding only a session id (see accounts.py).
-            Middleware(SessionMiddleware, secret_key=settings.secret + ":staff-session", session_cookie="bv_session",
+            # Staff sessions: a signed cookie holding only a session id (see accounts.py), only
+            # on the staff paths.
+            Middleware(OnlyUnder, middleware_class=SessionMiddleware, prefixes=STAFF_PREFIXES,
+                       secret_key=settings.secret + ":staff-session", session_cookie="bv_session",
                        max_age=int(ABSOLUTE_TIMEOUT.total_seconds()), same_site="strict",
                        https_only=settings.https),
         ],

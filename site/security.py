@@ -258,6 +258,25 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class OnlyUnder:
+    """Runs a middleware for some path prefixes only; other requests skip it.
+
+    Used for the staff session: public pages never read or re-issue the staff cookie, and
+    the crowd's requests do not pay for parsing it.
+    """
+
+    def __init__(self, app: ASGIApp, middleware_class, prefixes: tuple[str, ...], **options):
+        self.plain = app
+        self.wrapped = middleware_class(app, **options)
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+            await self.wrapped(scope, receive, send)
+        else:
+            await self.plain(scope, receive, send)
+
+
 class BodyLimit:
     """Refuses bodies over the limit with the site's own Chinese 413.
 

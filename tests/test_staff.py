@@ -131,6 +131,19 @@ def test_sign_in_gives_a_new_session_and_the_old_cookie_is_worthless(client, db)
         assert other.get("/admin", follow_redirects=False).status_code == 303
 
 
+def test_the_staff_session_lives_only_under_the_staff_paths(app, client):
+    from brandvote.routes.staff import STAFF_PREFIXES
+    for method, path, _ in staff_routes(app.routes):
+        assert path.startswith(STAFF_PREFIXES), f"{method} {path}: outside the session's prefixes"
+    assert login(client, "editor").status_code == 303
+    signed_in_cookie = client.cookies.get("bv_session")
+    for path in ("/", "/brands", "/lists", "/no-such-page"):
+        r = client.get(path)
+        assert "bv_session" not in r.headers.get("set-cookie", ""), path  # public pages never re-issue it
+    assert client.cookies.get("bv_session") == signed_in_cookie
+    assert client.get("/admin", follow_redirects=False).status_code == 200  # and the session still works
+
+
 def test_session_cookie_flags(client):
     r = client.get("/login")
     cookie = r.headers["set-cookie"]

@@ -22,6 +22,8 @@ from ..security import client_ip, cross_site, same_secret
 from .errors import error_response
 
 NO_STORE = {"Cache-Control": "no-store"}
+# Where the staff session exists at all (app.py runs SessionMiddleware under these only).
+STAFF_PREFIXES = ("/admin", "/login", "/logout")
 ADMIN_FORM_LIMITS = {"max_fields": 1000, "max_files": 1, "max_part_size": 1024 * 1024}
 
 
