@@ -11,7 +11,6 @@ import argparse
 import hashlib
 import random
 import resource
-import sys
 import tempfile
 import time
 from datetime import timedelta

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import catalog, db as dbmod
+from brandvote import catalog, db as dbmod, voting
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
-from helpers import BASE_URL, NOW, copy_db
+from helpers import ANNOUNCE, BASE_URL, CLOSES, NOW, OPENS, SLUG, copy_db, open_campaign
 
 
 @pytest.fixture(scope="session")
@@ -38,20 +38,21 @@ def seeded_settings(settings, seeded_template) -> Settings:
     return settings
 
 
-@pytest.fixture
-def db(seeded_settings):
-    dbmod.migrate(seeded_settings.db_path)
-    conn = dbmod.connect(seeded_settings.db_path)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def empty_db(settings):
+def _migrated(settings):
     dbmod.migrate(settings.db_path)
     conn = dbmod.connect(settings.db_path)
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def db(seeded_settings):
+    yield from _migrated(seeded_settings)
+
+
+@pytest.fixture
+def empty_db(settings):
+    yield from _migrated(settings)
 
 
 @pytest.fixture
@@ -76,3 +77,14 @@ def pytest_collection_modifyitems(config, items):
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+@pytest.fixture
+def campaign(db):
+    """The demo campaign, open from OPENS to CLOSES, announced at ANNOUNCE."""
+    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
+
+
+@pytest.fixture
+def candidates(db, campaign):
+    return [b["slug"] for b in voting.candidates_of(db, campaign["id"])]

@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 BASE_URL = "https://vote.example.org"
+# The demo campaign (15 candidates, at most 10) and the window most tests open it for.
+SLUG = "shanghai-2022-highlights"
+OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 
 
 def copy_db(src: Path, dest: Path) -> Path:

@@ -26,10 +26,8 @@ from brandvote.db import immediate
 from brandvote.errors import InvalidCatalog
 from brandvote.security import DEVICE_COOKIE, Tokens
 
-from helpers import NOW, FakeClock, open_campaign
+from helpers import ANNOUNCE, CLOSES, NOW, OPENS, SLUG, FakeClock, open_campaign
 
-SLUG = "shanghai-2022-highlights"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 EXAMPLES = settings(max_examples=200, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

@@ -23,13 +23,11 @@ from brandvote import accounts, catalog, db as dbmod, voting
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
-from helpers import (BASE_URL, NOW, PASSWORD, STAFF_DOWNLOADS, FakeClock, copy_db, csrf_from, fill_path, login,
-                     open_campaign, staff_get_paths)
+from helpers import (ANNOUNCE, BASE_URL, CLOSES, NOW, OPENS, PASSWORD, SLUG, STAFF_DOWNLOADS, FakeClock, copy_db,
+                    csrf_from, fill_path, login, open_campaign, staff_get_paths)
 
 ROOT = Path(__file__).resolve().parents[1]
 VNU = ROOT / "tools" / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
-SLUG = "shanghai-2022-highlights"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 BAD_BRAND = {  # every field wrong at once: the edit page with all its error messages
     "slug": "Bad Slug!", "name": "", "kind": "nope", "organizer": "", "region": "", "district": "",
     "year_founded": "十九", "summary": "短", "tags": "", "figures": "没有竖线", "sources": "javascript:alert(1)",

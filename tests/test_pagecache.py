@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import catalog, db as dbmod, voting
+from brandvote import catalog, db as dbmod
 from brandvote.pagecache import Fragments
 from brandvote.app import create_app
 
@@ -83,7 +83,6 @@ def test_an_import_is_visible_at_once(client, db, bundled):
 
 def test_the_announcement_is_visible_at_its_second(client, clock, db):
     open_campaign(db, SLUG, NOW - timedelta(days=10), NOW - timedelta(days=1), NOW + timedelta(hours=1))
-    camp = voting.campaign_by_slug(db, SLUG)
     before = client.get(f"/c/{SLUG}/results")
     assert "结果将于" in before.text and "no-store" in before.headers["cache-control"]
     assert "查看结果" not in client.get("/").text

@@ -25,11 +25,9 @@ from brandvote import qr, voting
 from brandvote.app import create_app
 from brandvote.routes.qr import common_organizer
 
-from helpers import BASE_URL, NOW, FakeClock, csrf_from, open_campaign
+from helpers import BASE_URL, OPENS, SLUG, FakeClock, csrf_from
 
-SLUG = "shanghai-2022-highlights"
 BRAND = "chuxin-luntan"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 SIZES = [qr.MIN_SIZE, 8, qr.MAX_SIZE]
 CODE_RE = re.compile(r"^[0-9A-Z]{4}(-[0-9A-Z]{4}){7}$")
 
@@ -86,10 +84,6 @@ def decode(response) -> list[str]:
 def clock():
     return FakeClock(OPENS + timedelta(hours=1))
 
-
-@pytest.fixture
-def campaign(db):
-    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
 
 
 @pytest.fixture

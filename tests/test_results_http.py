@@ -2,14 +2,12 @@
 
 import csv
 import io
-import json
 import random
 import re
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from bs4 import BeautifulSoup
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
@@ -18,10 +16,8 @@ from brandvote import db as dbmod, tally, voting
 from brandvote.app import create_app
 from brandvote.security import DEVICE_COOKIE, Tokens
 
-from helpers import NOW, FakeClock, copy_db, open_campaign
+from helpers import ANNOUNCE, OPENS, SLUG, FakeClock, copy_db
 
-SLUG = "shanghai-2022-highlights"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 
 
 def generate_ballots(candidates, n, seed):
@@ -42,14 +38,6 @@ def independent_count(ballots):
     return Counter(slug for b in ballots for slug in b)
 
 
-@pytest.fixture
-def campaign(db):
-    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
-
-
-@pytest.fixture
-def candidates(db, campaign):
-    return [b["slug"] for b in voting.candidates_of(db, campaign["id"])]
 
 
 def cast_through_http(client, settings, clock, ballots):

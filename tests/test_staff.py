@@ -1,7 +1,6 @@
 """Sign-in, sessions, roles and CSRF for the staff console, through HTTP."""
 
 import re
-from datetime import timedelta
 
 import pytest
 from starlette.testclient import TestClient

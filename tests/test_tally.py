@@ -1,16 +1,13 @@
 """Counting and ranking as plain functions; the ledger; ties; the gate's clock."""
 
-import json
 from datetime import timedelta
 
 import pytest
 
 from brandvote import db as dbmod, tally, voting
 
-from helpers import NOW, open_campaign
+from helpers import ANNOUNCE, CLOSES, OPENS, SLUG, open_campaign
 
-SLUG = "shanghai-2022-highlights"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 AFTER = CLOSES + voting.GRACE  # voting is over
 
 
@@ -68,13 +65,9 @@ def test_ledger_parse_round_trip_and_refusals():
 # ------------------------------------------------------------ on a database
 
 @pytest.fixture
-def camp(db):
-    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
+def camp(campaign):
+    return campaign
 
-
-@pytest.fixture
-def candidates(db, camp):
-    return [b["slug"] for b in voting.candidates_of(db, camp["id"])]
 
 
 def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1)):

@@ -7,14 +7,12 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from brandvote import db as dbmod, voting
+from brandvote import voting
 from brandvote.app import create_app
 from brandvote.security import CODE_COOKIE, DEVICE_COOKIE, Tokens
 
-from helpers import NOW, FakeClock, csrf_from, open_campaign
+from helpers import CLOSES, NOW, OPENS, SLUG, FakeClock, csrf_from
 
-SLUG = "shanghai-2022-highlights"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 BALLOT = f"/c/{SLUG}/ballot"
 
 
@@ -22,10 +20,6 @@ BALLOT = f"/c/{SLUG}/ballot"
 def clock():
     return FakeClock(OPENS + timedelta(hours=1))
 
-
-@pytest.fixture
-def campaign(db):
-    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
 
 
 def make_client(settings, clock):
@@ -37,10 +31,6 @@ def client(seeded_settings, campaign, clock):
     with make_client(seeded_settings, clock) as c:
         yield c
 
-
-@pytest.fixture
-def candidates(db, campaign):
-    return [b["slug"] for b in voting.candidates_of(db, campaign["id"])]
 
 
 def stored(db):
@@ -212,8 +202,7 @@ def _post_at(seeded_settings, issued, at, candidates, db):
     """A device whose page (token) was issued at `issued`, submitting at `at`."""
     clock = FakeClock(issued)
     with make_client(seeded_settings, clock) as c:
-        r = c.get("/brands")  # any page: the device cookie comes from the ballot page
-        r = c.get(f"/c/{SLUG}")
+        c.get(f"/c/{SLUG}")  # the device cookie comes from the ballot page
         device = c.cookies.get(DEVICE_COOKIE)
         tokens = Tokens(seeded_settings.secret)
         key = tokens.voter_key("device", tokens.device(device))

@@ -8,20 +8,14 @@ import pytest
 from brandvote import db as dbmod, voting
 from brandvote.security import Tokens, TokenExpired, TokenInvalid, client_ip
 
-from helpers import NOW, open_campaign
+from helpers import ANNOUNCE, CLOSES, NOW, OPENS, SLUG, open_campaign
 
-SLUG = "shanghai-2022-highlights"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
 
 
 @pytest.fixture
-def camp(db):
-    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
+def camp(campaign):
+    return campaign
 
-
-@pytest.fixture
-def candidates(db, camp):
-    return [b["slug"] for b in voting.candidates_of(db, camp["id"])]
 
 
 def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1), **kw):

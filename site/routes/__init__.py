@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ..templating import PACKAGE_DIR

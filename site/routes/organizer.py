@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from .. import catalog, clock, qr, tally, voting
 from ..db import immediate
-from ..errors import BrandvoteError, InvalidCatalog, NotFound
+from ..errors import BrandvoteError, InvalidCatalog
 from .staff import NO_STORE, render, requires, staff_form
 from .vote import CHANNEL_RE
 

@@ -214,9 +214,11 @@ async def submit(request: Request):
     try:
         await request.state.writer.submit(job)
     except voting.AlreadyVoted as exc:
+        message = exc.message  # `exc` is unbound once the except block ends
+
         def receipt_page():
             existing = voting.ballot_of(request.state.store.db(), camp["id"], voter.key)
-            return render_receipt(request, camp, existing, message=exc.message, status_code=409)
+            return render_receipt(request, camp, existing, message=message, status_code=409)
 
         return await run_in_threadpool(receipt_page)
     except voting.RateLimited as exc:

@@ -3,7 +3,6 @@
 import base64
 import re
 import sqlite3
-import threading
 import time
 from datetime import timedelta
 
@@ -15,15 +14,9 @@ from brandvote import db as dbmod, voting
 from brandvote.app import create_app
 from brandvote.security import DEVICE_COOKIE, Tokens
 
-from helpers import NOW, FakeClock, LiveServer, csrf_from, open_campaign
-
-SLUG = "shanghai-2022-highlights"
-OPENS, CLOSES, ANNOUNCE = NOW, NOW + timedelta(days=10), NOW + timedelta(days=17)
+from helpers import CLOSES, NOW, OPENS, SLUG, FakeClock, LiveServer, csrf_from
 
 
-@pytest.fixture
-def campaign(db):
-    return open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
 
 
 @pytest.fixture
@@ -36,10 +29,6 @@ def client(seeded_settings, campaign, clock):
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
         yield c
 
-
-@pytest.fixture
-def candidates(db, campaign):
-    return [b["slug"] for b in voting.candidates_of(db, campaign["id"])]
 
 
 def ballots(db):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, PHONE
+from browser_support import CHROMIUM, CHROMIUM_ARGS, phone_page
 from helpers import LiveServer
 
 
@@ -30,19 +30,15 @@ def browser():
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                  locale="zh-CN")
-    page = context.new_page()
+    page = phone_page(browser)
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture
 def phone_no_js(browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                  locale="zh-CN", java_script_enabled=False)
-    page = context.new_page()
+    page = phone_page(browser, java_script_enabled=False)
     yield page
-    context.close()
+    page.context.close()
 
 

@@ -7,7 +7,6 @@ and is evaluated in the page, so the site's CSP stays on while axe runs.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from brandvote import clock, db as dbmod, voting
-from browser_support import PHONE, screenshot
+from browser_support import phone_page, screenshot
 from helpers import LiveServer, PASSWORD, fill_path, staff_get_paths
 
 pytestmark = pytest.mark.browser
@@ -69,20 +68,15 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-def new_page(browser, **kw):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN", **kw)
-    return context.new_page()
-
-
 @pytest.fixture(scope="module")
 def reader(browser):
-    page = new_page(browser)
+    page = phone_page(browser)
     yield page
     page.context.close()
 
 
 def sign_in(browser, server, username: str):
-    page = new_page(browser)
+    page = phone_page(browser)
     page.goto(f"{server.url}/login")
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(PASSWORD)
@@ -141,7 +135,7 @@ def test_public_page(name, server, reader):
 
 
 def test_login_error(server, browser):
-    page = new_page(browser)
+    page = phone_page(browser)
     try:
         page.goto(f"{server.url}/login")
         page.get_by_label("用户名").fill("boss")
@@ -157,7 +151,7 @@ def test_login_error(server, browser):
 # ------------------------------------------------------------------ the ballot, step by step
 
 def test_ballot_steps_with_js(server, browser):
-    page = new_page(browser)
+    page = phone_page(browser)
     try:
         page.goto(f"{server.url}/c/{SLUG}")
         counter = page.locator("[data-counter]")
@@ -185,7 +179,7 @@ def test_ballot_steps_with_js(server, browser):
 def test_ballot_error_page_from_a_no_js_submit(server, browser):
     """JS off: 11 ticks reach the server, which answers 422; axe (which needs JS) then
     checks that very response, replayed with its status and headers into a JS page."""
-    nojs = new_page(browser, java_script_enabled=False)
+    nojs = phone_page(browser, java_script_enabled=False)
     try:
         nojs.goto(f"{server.url}/c/{SLUG}")
         labels = nojs.locator("form.ballot label.choice__label")
@@ -199,7 +193,7 @@ def test_ballot_error_page_from_a_no_js_submit(server, browser):
         html, headers = nojs.content(), response.all_headers()
     finally:
         nojs.context.close()
-    page = new_page(browser)
+    page = phone_page(browser)
     try:
         replay = f"{server.url}/c/{SLUG}/ballot-error-replay"
         page.route(replay, lambda route: route.fulfill(status=422, headers=headers, body=html))

@@ -34,12 +34,8 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                  locale="zh-CN")
-    page = context.new_page()
-    yield page
-    context.close()
+def page(phone):
+    return phone
 
 
 def local_input(dt) -> str:
