@@ -25,7 +25,6 @@ def seeded_template(tmp_path_factory) -> Path:
     return path
 
 
-
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(db_path=tmp_path / "test.db", secret="test-secret-not-for-production",
@@ -64,7 +63,6 @@ def client(seeded_settings):
 @pytest.fixture(scope="session")
 def bundled() -> dict:
     return catalog.read_document(catalog.bundled_catalog_path())
-
 
 
 def pytest_collection_modifyitems(config, items):

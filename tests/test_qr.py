@@ -85,7 +85,6 @@ def clock():
     return FakeClock(OPENS + timedelta(hours=1))
 
 
-
 @pytest.fixture
 def client(seeded_settings, campaign, clock):
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:

@@ -19,7 +19,6 @@ from brandvote.security import DEVICE_COOKIE, Tokens
 from helpers import ANNOUNCE, OPENS, SLUG, FakeClock, copy_db
 
 
-
 def generate_ballots(candidates, n, seed):
     """Valid random ballots, made in advance: popularity skewed so ranks are distinct-ish."""
     rng = random.Random(seed)
@@ -36,8 +35,6 @@ def generate_ballots(candidates, n, seed):
 
 def independent_count(ballots):
     return Counter(slug for b in ballots for slug in b)
-
-
 
 
 def cast_through_http(client, settings, clock, ballots):

@@ -69,7 +69,6 @@ def camp(campaign):
     return campaign
 
 
-
 def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1)):
     with dbmod.immediate(db):
         return voting.cast_ballot(db, camp["id"], voter, choices, now)

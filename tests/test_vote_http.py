@@ -21,7 +21,6 @@ def clock():
     return FakeClock(OPENS + timedelta(hours=1))
 
 
-
 def make_client(settings, clock):
     return TestClient(create_app(settings, now=clock), base_url="https://testserver")
 
@@ -30,7 +29,6 @@ def make_client(settings, clock):
 def client(seeded_settings, campaign, clock):
     with make_client(seeded_settings, clock) as c:
         yield c
-
 
 
 def stored(db):

@@ -11,11 +11,9 @@ from brandvote.security import Tokens, TokenExpired, TokenInvalid, client_ip
 from helpers import ANNOUNCE, CLOSES, NOW, OPENS, SLUG, open_campaign
 
 
-
 @pytest.fixture
 def camp(campaign):
     return campaign
-
 
 
 def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1), **kw):

@@ -17,8 +17,6 @@ from brandvote.security import DEVICE_COOKIE, Tokens
 from helpers import CLOSES, NOW, OPENS, SLUG, FakeClock, LiveServer, csrf_from
 
 
-
-
 @pytest.fixture
 def clock():
     return FakeClock(OPENS + timedelta(hours=1))
@@ -28,7 +26,6 @@ def clock():
 def client(seeded_settings, campaign, clock):
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
         yield c
-
 
 
 def ballots(db):
