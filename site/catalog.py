@@ -158,7 +158,7 @@ def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, rep
     with dbmod.immediate(db):
         for brand in doc["brands"]:
             row = _brand_row(brand)
-            old = _one(db, "select * from brands where slug = ?", [row["slug"]])
+            old = dbmod.first(db, "select * from brands where slug = ?", [row["slug"]])
             if old is None:
                 db.execute(
                     "insert into brands (slug, name, kind, organizer, region, district, year_founded,"
@@ -168,7 +168,7 @@ def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, rep
                     {**row, "now": stamp},
                 )
                 report.added["brands"].append(row["slug"])
-                record_revision(db, _one(db, "select id from brands where slug = ?", [row["slug"]])["id"],
+                record_revision(db, dbmod.first(db, "select id from brands where slug = ?", [row["slug"]])["id"],
                                 now, actor, "load")
             elif any(old[k] != row[k] for k in BRAND_FIELDS) or old["deleted_at"]:
                 sets = ", ".join(f"{k} = :{k}" for k in BRAND_FIELDS if k != "slug")
@@ -193,7 +193,7 @@ def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, rep
 
 def record_revision(db: Database, brand_id: int, now: datetime, actor: str, action: str) -> None:
     """Inside the caller's transaction: the brand as it now stands, who and why."""
-    row = _one(db, "select * from brands where id = ?", [brand_id])
+    row = dbmod.first(db, "select * from brands where id = ?", [brand_id])
     brand = decode_brand(row)
     snap = {k: brand[k] for k in BRAND_FIELDS}
     snap["featured"], snap["published"], snap["deleted"] = bool(snap["featured"]), bool(snap["published"]), bool(row["deleted_at"])
@@ -209,12 +209,12 @@ def _upsert_list(db: Database, item: dict, ids: dict[str, int], stamp: str, repo
         "sources": json.dumps(item.get("sources", []), ensure_ascii=False, sort_keys=True),
         "featured": int(bool(item.get("featured", True))),
     }
-    old = _one(db, "select * from lists where slug = ?", [row["slug"]])
+    old = dbmod.first(db, "select * from lists where slug = ?", [row["slug"]])
     members = [ids[s] for s in item["items"]]
     if old is None:
         db.execute("insert into lists (slug, title, description, sources, featured, created_at, updated_at)"
                    " values (:slug, :title, :description, :sources, :featured, :now, :now)", {**row, "now": stamp})
-        list_id = _one(db, "select id from lists where slug = ?", [row["slug"]])["id"]
+        list_id = dbmod.first(db, "select id from lists where slug = ?", [row["slug"]])["id"]
         report.added["lists"].append(row["slug"])
     else:
         list_id = old["id"]
@@ -266,11 +266,6 @@ def dump(doc: dict) -> str:
 
 # ---------------------------------------------------------------- queries
 
-def _one(db: Database, sql: str, params) -> dict | None:
-    rows = list(db.query(sql, params))
-    return rows[0] if rows else None
-
-
 def decode_brand(row: dict) -> dict:
     brand = dict(row)
     for key in JSON_FIELDS:
@@ -280,7 +275,7 @@ def decode_brand(row: dict) -> dict:
 
 
 def brand_by_slug(db: Database, slug: str) -> dict:
-    row = _one(db, "select * from brands where slug = ? and published = 1 and deleted_at is null", [slug])
+    row = dbmod.first(db, "select * from brands where slug = ? and published = 1 and deleted_at is null", [slug])
     if row is None:
         raise NotFound("没有找到这个条目。")
     brand = decode_brand(row)
@@ -305,6 +300,19 @@ class Filters:
         values = {"q": self.q, "region": self.region, "kind": self.kind, "list": self.list,
                   "page": self.page, **override}
         return {k: v for k, v in values.items() if v not in ("", None, 1) or (k == "page" and v != 1)}
+
+
+def brands_with_slugs(db: Database, slugs: list[str]) -> dict[str, dict]:
+    """Entries by slug in any state (published or not, deleted or not), for the console."""
+    if not slugs:
+        return {}
+    marks = ",".join("?" * len(slugs))
+    return {r["slug"]: decode_brand(r) for r in db.query(f"select * from brands where slug in ({marks})", slugs)}
+
+
+def first_brand_slug(db: Database) -> str | None:
+    row = dbmod.first(db, "select slug from brands where published = 1 and deleted_at is null order by id limit 1")
+    return row and row["slug"]
 
 
 def parse_filters(params) -> Filters:
@@ -395,7 +403,7 @@ def all_lists(db: Database) -> list[dict]:
 
 
 def list_by_slug(db: Database, slug: str) -> dict:
-    row = _one(db, "select * from lists where slug = ?", [slug])
+    row = dbmod.first(db, "select * from lists where slug = ?", [slug])
     if row is None:
         raise NotFound("没有找到这个榜单。")
     result = dict(row)

@@ -33,8 +33,8 @@ def connect(path: Path | str) -> Database:
 
 
 def first(db: Database, sql: str, params=()) -> dict | None:
-    """One row as a dict, for the ballot's hot path: Database.query wraps every read in a
-    SAVEPOINT of its own, which is two more statements per read inside the writer."""
+    """The first row as a dict, or None. Unlike Database.query it opens no SAVEPOINT of its
+    own: two statements fewer per read, which counts in the writer's ballot path."""
     cursor = db.conn.execute(sql, params)
     row = cursor.fetchone()
     return None if row is None else dict(zip([c[0] for c in cursor.description], row))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import secrets
 from datetime import datetime
 from functools import lru_cache
 
 import jsonschema
 from sqlite_utils import Database
 
-from . import clock
+from . import catalog, clock
 from .catalog import BRAND_FIELDS, JSON_FIELDS, _brand_row, _validator, decode_brand, record_revision
-from .db import immediate
+from .db import first, immediate
 from .errors import BrandvoteError, NotFound
 
 FORM_FIELDS = ("slug", "name", "kind", "organizer", "region", "district", "year_founded", "summary",
@@ -273,6 +274,28 @@ def _as_text(field: str, value) -> str:
     if field in JSON_FIELDS:
         return form_values({field: value})[field]
     return str(value)
+
+
+def stage_import(db: Database, doc, now: datetime, actor: str):
+    """Check a document as `load` would, without changing the catalog; keep it for the same
+    editor to apply after the preview. Returns (report, import id); InvalidCatalog if bad."""
+    report = catalog.load_document(db, doc, now, actor=actor, dry_run=True)
+    import_id = secrets.token_urlsafe(16)
+    with immediate(db):
+        db.execute("insert into pending_imports (id, actor, created_at, doc) values (?, ?, ?, ?)",
+                   [import_id, actor, clock.to_db(now), json.dumps(doc, ensure_ascii=False)])
+    return report, import_id
+
+
+def apply_import(db: Database, import_id: str, now: datetime, actor: str):
+    """Load a staged document (only its own editor's); it is consumed once loaded."""
+    pending = first(db, "select * from pending_imports where id = ? and actor = ?", [import_id, actor])
+    if pending is None:
+        raise NotFound("没有找到这次导入，请重新上传文件。")
+    report = catalog.load_document(db, json.loads(pending["doc"]), now, actor=actor)
+    with immediate(db):
+        db.execute("delete from pending_imports where id = ?", [pending["id"]])
+    return report
 
 
 def list_for_editors(db: Database, q: str = "") -> list[dict]:

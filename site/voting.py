@@ -174,6 +174,16 @@ def campaign_by_slug(db: Database, slug: str) -> dict:
     return dict(row)
 
 
+def slug_taken(db: Database, slug: str) -> bool:
+    return first(db, "select 1 as taken from campaigns where slug = ?", [slug]) is not None
+
+
+def ballots_per_campaign(db: Database) -> dict[int, int]:
+    """Turnout totals for the organizer's list: ballots only, never per-candidate counts."""
+    return {r["campaign_id"]: r["n"] for r in db.query(
+        "select campaign_id, count(*) as n from ballots group by campaign_id")}
+
+
 def candidates_of(db: Database, campaign_id: int) -> list[dict]:
     """Candidates in the organizer's fixed order, never by votes."""
     from .catalog import decode_brand

@@ -130,11 +130,9 @@ def campaign(request: Request):
 def openapi(request: Request):
     db = request.state.store.db()
     now = request.state.now()
-    brand = next(iter(db.query("select slug from brands where published = 1 and deleted_at is null"
-                               " order by id limit 1")), None)
     first_list = next(iter(catalog.all_lists(db)), None)
     camp = next((c for c in voting.list_campaigns(db, now) if c["status"] != "draft"), None)
-    examples = {"brand": brand and brand["slug"], "list": first_list and first_list["slug"],
+    examples = {"brand": catalog.first_brand_slug(db), "list": first_list and first_list["slug"],
                 "campaign": camp and camp["slug"]}
     return ChineseJSON(openapi_document(request.state.settings.base_url, examples))
 

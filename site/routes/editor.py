@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import catalog, clock, editing
-from ..db import immediate
+from .. import catalog, editing
 from ..errors import BrandvoteError, InvalidCatalog, NotFound
 from .staff import render, requires
 
@@ -150,11 +148,7 @@ def import_upload(request: Request):
             doc = json.loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidCatalog([f"$: 不是有效的 UTF-8 JSON 文件：{exc}"]) from exc
-        report = catalog.load_document(db, doc, now, actor=actor, dry_run=True)
-        import_id = secrets.token_urlsafe(16)
-        with immediate(db):
-            db.execute("insert into pending_imports (id, actor, created_at, doc) values (?, ?, ?, ?)",
-                       [import_id, actor, clock.to_db(now), json.dumps(doc, ensure_ascii=False)])
+        report, import_id = editing.stage_import(db, doc, now, actor)
     except InvalidCatalog as exc:
         problems = exc.problems
     return render(request, "admin/brands/import.html", {"report": report, "problems": problems,
@@ -164,17 +158,11 @@ def import_upload(request: Request):
 @requires("editor")
 def import_apply(request: Request):
     db, now, actor = _ctx(request)
-    pending = next(iter(db.query("select * from pending_imports where id = ? and actor = ?",
-                                 [request.path_params["import_id"], actor])), None)
-    if pending is None:
-        raise NotFound("没有找到这次导入，请重新上传文件。")
     try:
-        report = catalog.load_document(db, json.loads(pending["doc"]), now, actor=actor)
+        report = editing.apply_import(db, request.path_params["import_id"], now, actor)
     except InvalidCatalog as exc:
         return render(request, "admin/brands/import.html", {"report": None, "problems": exc.problems,
                                                             "import_id": None}, 422)
-    with immediate(db):
-        db.execute("delete from pending_imports where id = ?", [pending["id"]])
     return render(request, "admin/brands/import.html", {"report": report, "problems": None, "import_id": None,
                                                         "applied": True})
 

@@ -87,8 +87,7 @@ def _actor(request: Request) -> str:
 def campaign_list(request: Request):
     db, now = request.state.store.db(), request.state.now()
     camps = voting.list_campaigns(db, now)
-    totals = {r["campaign_id"]: r["n"] for r in db.query(
-        "select campaign_id, count(*) as n from ballots group by campaign_id")}
+    totals = voting.ballots_per_campaign(db)
     for camp in camps:
         camp["ballots"] = totals.get(camp["id"], 0)
     return render(request, "admin/campaigns/index.html", {"campaigns": camps})
@@ -153,7 +152,7 @@ def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, d
             errors["slug"] = "请填写网址标识。"
         elif len(slug) > MAX_SLUG or not SLUG_RE.match(slug) or slug == "new":
             errors["slug"] = f"网址标识只能用小写英文字母、数字和单个连字符（如 shanghai-2026），最长 {MAX_SLUG} 个字符。"
-        elif next(iter(db.query("select 1 from campaigns where slug = ?", [slug])), None):
+        elif voting.slug_taken(db, slug):
             errors["slug"] = "这个网址标识已被其他评选使用，请换一个。"
     if not data["title"]:
         errors["title"] = "请填写评选名称。"
@@ -165,11 +164,9 @@ def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, d
     order = _ordered_candidates(data, errors)
     current = {b["slug"] for b in voting.candidates_of(db, old["id"])} if old else set()
     ids: dict[str, int] = {}
-    if order:
-        marks = ",".join("?" * len(order))
-        for r in db.query(f"select id, slug, published, deleted_at from brands where slug in ({marks})", order):
-            if (r["published"] and not r["deleted_at"]) or r["slug"] in current:
-                ids[r["slug"]] = r["id"]
+    for r in catalog.brands_with_slugs(db, order).values():
+        if (r["published"] and not r["deleted_at"]) or r["slug"] in current:
+            ids[r["slug"]] = r["id"]
     unknown = [s for s in order if s not in ids]
     if unknown:
         errors["candidates"] = "这些条目不存在或未发布：" + "、".join(unknown[:5])
@@ -235,11 +232,7 @@ def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, d
 def _choices(db, data: dict, q: str, old: dict | None) -> tuple[list[dict], int]:
     """The entries to tick: the chosen ones first (kept whatever the search), then matches."""
     chosen = data["candidates"]
-    by_slug = {}
-    if chosen:
-        marks = ",".join("?" * len(chosen))
-        by_slug = {r["slug"]: catalog.decode_brand(r) for r in db.query(
-            f"select * from brands where slug in ({marks})", chosen)}
+    by_slug = catalog.brands_with_slugs(db, chosen)
     page = catalog.search_brands(db, catalog.Filters(q=q), page_size=SEARCH_PAGE)
     entries = []
     for slug in chosen:
@@ -295,7 +288,7 @@ def _save(request: Request, form, creating: bool) -> Response:
     try:
         with immediate(db):
             if creating:
-                if next(iter(db.query("select 1 from campaigns where slug = ?", [camp["slug"]])), None):
+                if voting.slug_taken(db, camp["slug"]):
                     raise BrandvoteError("这个网址标识已被其他评选使用，请换一个。", status=409)
             else:
                 _check_editable(db, camp, voting.campaign_by_slug(db, old["slug"]), now)
