@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from . import clock
-from .db import immediate
+from .db import first, immediate
 from .errors import BrandvoteError
 from .security import hash_password, verify_password
 
@@ -59,7 +59,7 @@ def create_user(db: Database, username: str, password: str, role: str, now: date
         raise BrandvoteError("用户名不能为空，最多 40 个字符。")
     _check_password(password)
     with immediate(db):
-        if next(iter(db.query("select 1 from users where username = ?", [username])), None):
+        if first(db, "select 1 from users where username = ?", [username]):
             raise BrandvoteError(f"用户 {username} 已存在。", status=409)
         db.execute("insert into users (username, password_hash, role, created_at) values (?, ?, ?, ?)",
                    [username, hash_password(password), role, clock.to_db(now)])
@@ -84,14 +84,14 @@ def set_disabled(db: Database, username: str, disabled: bool, now: datetime) -> 
 
 
 def _user(db: Database, username: str) -> dict:
-    user = next(iter(db.query("select * from users where username = ?", [username])), None)
+    user = first(db, "select * from users where username = ?", [username])
     if user is None:
         raise BrandvoteError(f"没有用户 {username}。", status=404)
     return dict(user)
 
 
 def has_users(db: Database) -> bool:
-    return next(iter(db.query("select count(*) as n from users")))["n"] > 0
+    return first(db, "select count(*) as n from users")["n"] > 0
 
 
 def create_first_admin(db: Database, now: datetime) -> tuple[str, str] | None:
@@ -117,14 +117,14 @@ def sign_in(db: Database, username: str, password: str, ip_key: str, now: dateti
     """
     username = username.strip()[:40]
     since = clock.to_db(now - THROTTLE_WINDOW)
-    by_account = next(iter(db.query("select count(*) as n from login_failures where username = ? and at > ?",
-                                    [username, since])))["n"]
-    by_ip = next(iter(db.query("select count(*) as n from login_failures where ip_key = ? and at > ?",
-                               [ip_key, since])))["n"]
+    by_account = first(db, "select count(*) as n from login_failures where username = ? and at > ?",
+                       [username, since])["n"]
+    by_ip = first(db, "select count(*) as n from login_failures where ip_key = ? and at > ?",
+                  [ip_key, since])["n"]
     if by_account >= MAX_FAILURES_PER_ACCOUNT or by_ip >= MAX_FAILURES_PER_IP:
         record(db, now, username or "?", "login.throttled")
         raise Throttled()
-    user = next(iter(db.query("select * from users where username = ?", [username])), None)
+    user = first(db, "select * from users where username = ?", [username])
     ok = verify_password(user["password_hash"] if user else _dummy_hash(), password)
     if not ok or user is None or user["disabled"]:
         with immediate(db):
@@ -145,9 +145,9 @@ def session_user(db: Database, session_id: str | None, now: datetime) -> dict | 
     """The signed-in user for a session id, or None if it ended, idled or aged out."""
     if not session_id or len(session_id) > 100:
         return None
-    row = next(iter(db.query(
+    row = first(db,
         "select s.id as session_id, s.created_at, s.last_seen, s.ended_at, s.csrf, u.id, u.username, u.role,"
-        " u.disabled from sessions s join users u on u.id = s.user_id where s.id = ?", [session_id])), None)
+        " u.disabled from sessions s join users u on u.id = s.user_id where s.id = ?", [session_id])
     if row is None or row["ended_at"] or row["disabled"]:
         return None
     if now - clock.from_db(row["last_seen"]) > IDLE_TIMEOUT or now - clock.from_db(row["created_at"]) > ABSOLUTE_TIMEOUT:

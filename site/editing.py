@@ -147,7 +147,7 @@ def validate_brand(brand: dict) -> dict[str, str]:
 # ---------------------------------------------------------------- saving, revisions
 
 def _row(db: Database, slug: str, include_deleted: bool = False) -> dict:
-    row = next(iter(db.query("select * from brands where slug = ?", [slug])), None)
+    row = first(db, "select * from brands where slug = ?", [slug])
     if row is None or (row["deleted_at"] and not include_deleted):
         raise NotFound("没有找到这个条目。")
     return dict(row)
@@ -161,7 +161,7 @@ def save_brand(db: Database, brand: dict, now: datetime, actor: str, existing_sl
     """Create (existing_slug None) or update an entry; refuses invalid input with per-field errors."""
     errors = validate_brand(brand)
     if existing_slug is None and not errors.get("slug"):
-        if next(iter(db.query("select 1 from brands where slug = ?", [brand["slug"]])), None):
+        if first(db, "select 1 from brands where slug = ?", [brand["slug"]]):
             errors["slug"] = "这个网址名已被使用。"
     if errors:
         raise InvalidBrand(errors)
@@ -228,7 +228,7 @@ def revisions(db: Database, slug: str) -> list[dict]:
 def restore_revision(db: Database, slug: str, rev_id: int, now: datetime, actor: str) -> dict:
     """Bring back an earlier version as a new revision (history is never rewritten)."""
     row = _row(db, slug, include_deleted=True)
-    rev = next(iter(db.query("select * from brand_revisions where id = ? and brand_id = ?", [rev_id, row["id"]])), None)
+    rev = first(db, "select * from brand_revisions where id = ? and brand_id = ?", [rev_id, row["id"]])
     if rev is None:
         raise NotFound("没有找到这个版本。")
     data = json.loads(rev["data"])

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from . import clock, voting
-from .db import immediate
+from .db import first, immediate
 from .errors import BrandvoteError
 
 TIE_RULE = ("得票相同者名次相同（并列名次，如 1、2、2、4）。入选名额的最后一位若出现并列，"
@@ -190,7 +190,7 @@ def parse_ledger(text: str) -> tuple[int, dict[str, int]]:
 # ---------------------------------------------------------------- computing and storing
 
 def count_from_choices(db: Database, campaign_id: int) -> tuple[int, dict[str, int]]:
-    ballots = next(iter(db.query("select count(*) as n from ballots where campaign_id = ?", [campaign_id])))["n"]
+    ballots = first(db, "select count(*) as n from ballots where campaign_id = ?", [campaign_id])["n"]
     counts = {r["slug"]: r["n"] for r in db.query(
         "select br.slug, count(*) as n from choices c join brands br on br.id = c.brand_id"
         " where c.campaign_id = ? group by c.brand_id", [campaign_id])}
@@ -201,10 +201,10 @@ def stored_tally(db: Database, campaign: dict, now: datetime) -> dict:
     """The tally, computed once when voting is over, verified against the ledger, then kept."""
     if not voting_over(campaign, now):
         raise StillVoting()
-    row = next(iter(db.query("select * from tallies where campaign_id = ?", [campaign["id"]])), None)
+    row = first(db, "select * from tallies where campaign_id = ?", [campaign["id"]])
     if row is None:
         with immediate(db):
-            row = next(iter(db.query("select * from tallies where campaign_id = ?", [campaign["id"]])), None)
+            row = first(db, "select * from tallies where campaign_id = ?", [campaign["id"]])
             if row is None:
                 ballots, counts = count_from_choices(db, campaign["id"])
                 digest, ledger_ballots, ledger_counts = ledger_digest_and_counts(db, campaign["id"])
@@ -287,14 +287,14 @@ def publish_winners_list(db: Database, campaign: dict, now: datetime) -> str | N
     if not is_announced(campaign, now):
         return None
     slug = f"{campaign['slug']}-results"
-    if next(iter(db.query("select 1 from lists where slug = ?", [slug])), None):
+    if first(db, "select 1 from lists where slug = ?", [slug]):
         return slug
     res = results(db, campaign, now)
     winners = [r.slug for r in res["rows"] if r.winner is True]
     ids = {r["slug"]: r["id"] for r in db.query("select id, slug from brands")}
     stamp = clock.to_db(now)
     with immediate(db):
-        if next(iter(db.query("select 1 from lists where slug = ?", [slug])), None):
+        if first(db, "select 1 from lists where slug = ?", [slug]):
             return slug
         cursor = db.execute(
             "insert into lists (slug, title, description, sources, featured, created_at, updated_at)"
@@ -312,8 +312,8 @@ def lookup_receipt(db: Database, campaign: dict, code: str, now: datetime) -> di
     normalized = code.strip().upper()
     if len(normalized) > 20:
         return None
-    row = next(iter(db.query("select id, cast_at from ballots where campaign_id = ? and receipt = ?",
-                             [campaign["id"], normalized])), None)
+    row = first(db, "select id, cast_at from ballots where campaign_id = ? and receipt = ?",
+                    [campaign["id"], normalized])
     if row is None:
         return None
     choices = [r["name"] for r in db.query(

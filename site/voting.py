@@ -114,14 +114,14 @@ def upsert_campaign(db: Database, camp: dict, brand_ids: dict[str, int], now: da
     }
     candidates = [brand_ids[s] for s in camp["candidates"]]
     stamp = clock.to_db(now)
-    old = next(iter(db.query("select * from campaigns where slug = ?", [row["slug"]])), None)
+    old = first(db, "select * from campaigns where slug = ?", [row["slug"]])
     if old is None:
         db.execute(
             "insert into campaigns (slug, title, intro, min_choices, max_choices, winners, electorate,"
             " ip_limit, opens_at, closes_at, announce_at, created_at, updated_at) values (:slug, :title,"
             " :intro, :min_choices, :max_choices, :winners, :electorate, :ip_limit, :opens_at, :closes_at,"
             " :announce_at, :now, :now)", {**row, "now": stamp})
-        campaign_id = next(iter(db.query("select id from campaigns where slug = ?", [row["slug"]])))["id"]
+        campaign_id = first(db, "select id from campaigns where slug = ?", [row["slug"]])["id"]
         _set_candidates(db, campaign_id, candidates)
         return "added"
     old_candidates = _candidate_ids(db, old["id"])
@@ -168,7 +168,7 @@ def export_campaigns(db: Database) -> list[dict]:
 
 
 def campaign_by_slug(db: Database, slug: str) -> dict:
-    row = next(iter(db.query("select * from campaigns where slug = ?", [slug])), None)
+    row = first(db, "select * from campaigns where slug = ?", [slug])
     if row is None:
         raise NotFound("没有找到这个评选。")
     return dict(row)
@@ -397,7 +397,7 @@ def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
 
 def turnout(db: Database, campaign_id: int) -> dict:
     """Ballots cast, per hour and per channel: never per-candidate counts."""
-    total = next(iter(db.query("select count(*) as n from ballots where campaign_id = ?", [campaign_id])))["n"]
+    total = first(db, "select count(*) as n from ballots where campaign_id = ?", [campaign_id])["n"]
     per_hour = list(db.query(
         "select substr(cast_at, 1, 13) as hour, count(*) as n from ballots where campaign_id = ?"
         " group by hour order by hour", [campaign_id]))
@@ -425,7 +425,7 @@ def format_code(raw: str) -> str:
 
 def create_codes(db: Database, campaign_id: int, count: int, now: datetime, progress=None) -> list[str]:
     """Make `count` one-time codes (160 bits each); only their SHA-256 is stored."""
-    camp = next(iter(db.query("select electorate from campaigns where id = ?", [campaign_id])))
+    camp = first(db, "select electorate from campaigns where id = ?", [campaign_id])
     if camp["electorate"] != "codes":
         raise BrandvoteError("该评选为公开投票，不需要投票码；请先把投票人范围设为“凭码投票”。")
     codes = []
@@ -450,9 +450,9 @@ def code_campaign(db: Database, code: str) -> dict:
     raw = normalize_code(code)
     if not 26 <= len(raw) <= 40 or not raw.isascii() or not raw.isalnum():
         raise NotOpen("投票码无效。")
-    row = next(iter(db.query(
+    row = first(db,
         "select c.*, v.used_at as code_used_at, v.code_hash from voter_codes v"
-        " join campaigns c on c.id = v.campaign_id where v.code_hash = ?", [hash_code(code)])), None)
+        " join campaigns c on c.id = v.campaign_id where v.code_hash = ?", [hash_code(code)])
     if row is None:
         raise NotOpen("投票码无效。")
     if row["code_used_at"]:
