@@ -115,6 +115,14 @@ def test_pages_are_gzipped_for_clients_that_ask(client):
     assert css.headers.get("content-encoding") == "gzip"
 
 
+def test_png_codes_are_not_compressed_twice(client, db):
+    open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
+    for _ in ("rendered", "from the cache"):
+        png = client.get(f"/c/{SLUG}/qr.png?size=20", headers={"accept-encoding": "gzip"})
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert "content-encoding" not in png.headers and png.content.startswith(b"\x89PNG")
+
+
 def test_per_voter_pages_are_never_cached(client, db):
     open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
     first = client.get(f"/c/{SLUG}")

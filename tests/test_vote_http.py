@@ -1,7 +1,9 @@
 """The ballot contract through HTTP, with the clock injected: every answer and that
 nothing is stored unless the answer is 303."""
 
+import dataclasses
 from datetime import timedelta
+from http.cookies import SimpleCookie
 
 import pytest
 from bs4 import BeautifulSoup
@@ -71,6 +73,22 @@ def test_ballot_page_states_the_rules_dates_and_candidates(client, candidates):
     assert r.headers["cache-control"] == "no-store"
     cookie = r.headers["set-cookie"]
     assert DEVICE_COOKIE in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
+
+
+@pytest.mark.parametrize("base_url, secure", [("https://vote.example", True), ("http://127.0.0.1:8000", False)])
+def test_a_first_visit_gets_a_year_long_httponly_device_cookie(seeded_settings, campaign, clock, base_url, secure):
+    settings = dataclasses.replace(seeded_settings, base_url=base_url)
+    with make_client(settings, clock) as c:
+        first = c.get(f"/c/{SLUG}")
+        again = c.get(f"/c/{SLUG}")
+    assert len(first.headers.get_list("set-cookie")) == 1
+    jar = SimpleCookie()
+    jar.load(first.headers["set-cookie"])
+    device = jar[DEVICE_COOKIE]
+    assert (device["max-age"], device["path"], device["samesite"]) == (str(365 * 86400), "/", "lax")
+    assert device["httponly"] is True and bool(device["secure"]) is secure
+    assert Tokens(settings.secret).device(device.value)  # a signed device id, readable as it was sent
+    assert "set-cookie" not in again.headers  # the phone keeps the device it was given
 
 
 @pytest.mark.parametrize("at, words", [

@@ -4,6 +4,7 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from brandvote import db as dbmod, voting
 from brandvote.security import Tokens, TokenExpired, TokenInvalid, client_ip
@@ -214,6 +215,25 @@ def test_csrf_token_is_bound_to_voter_campaign_and_age():
         Tokens("other").check_csrf(token, "device:abc", 1, NOW + timedelta(seconds=3))
     with pytest.raises(TokenInvalid):
         tokens.check_csrf(tokens.code_cookie(1, "h"), "device:abc", 1, NOW + timedelta(seconds=3))
+
+
+def test_voter_tokens_are_itsdangerous_tokens_byte_for_byte():
+    """The fast serializer must not change the scheme: cookies already on phones keep
+    working, and a token signed any other way (other salt, other secret, tampered) fails."""
+    plain = URLSafeSerializer("s", salt="brandvote.device")
+    tokens = Tokens("s")
+    device, cookie = tokens.new_device()
+    assert cookie == plain.dumps({"d": device})
+    assert tokens.device(plain.dumps({"d": "from-before"})) == "from-before"
+    assert tokens.device(plain.dumps({"d": "中文设备"})) == "中文设备"
+    for forged in (URLSafeSerializer("s", salt="brandvote.csrf").dumps({"d": device}),
+                   URLSafeSerializer("t", salt="brandvote.device").dumps({"d": device}),
+                   cookie[:-1] + ("A" if cookie[-1] != "A" else "B")):
+        with pytest.raises(TokenInvalid):
+            tokens.device(forged)
+    csrf = tokens.csrf("device:abc", 1, NOW, "paper")
+    assert csrf == URLSafeSerializer("s", salt="brandvote.csrf").dumps(
+        {"v": "device:abc"[-16:], "c": 1, "t": int(NOW.timestamp()), "ch": "paper"})
 
 
 def test_voter_key_is_an_hmac_not_the_device_id():
