@@ -17,7 +17,7 @@ from starlette.requests import Request
 from . import clock, db as dbmod
 from .accounts import ABSOLUTE_TIMEOUT
 from .pagecache import GZIP_MIN, CacheFront, PageCache
-from .routes import build_routes
+from .routes import build_routes, vote
 from .routes.staff import STAFF_PREFIXES
 from .routes.errors import error_response, make_handlers
 from .security import BodyLimit, OnlyUnder, SecurityHeaders, Tokens
@@ -90,7 +90,8 @@ class Site(Starlette):
         super().__init__(*args, **kwargs)
 
     def build_middleware_stack(self):
-        return SecurityHeaders(CacheFront(super().build_middleware_stack()), https=self.https)
+        return SecurityHeaders(CacheFront(super().build_middleware_stack(), front_pages=vote.FRONT_PAGES),
+                               https=self.https)
 
 
 def app_from_env() -> Starlette:

@@ -22,6 +22,7 @@ from datetime import timedelta
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 from . import clock, db as dbmod, tally, voting
 
@@ -219,21 +220,36 @@ class CacheFront:
 
     Entries are only ever stored by @cached_page handlers (anonymous pages that set no
     cookie and read none), under the same key, so answering here changes nothing but cost.
+    `front_pages` are (path, handler) pairs for per-visitor pages assembled from cached
+    fragments (the ballot page): handler(request) returns a complete response, headers
+    included, or None to let the router answer.
     """
 
-    def __init__(self, app):
+    def __init__(self, app, front_pages=()):
         self.app = app
+        self.front_pages = [(compile_path(path)[0], handler) for path, handler in front_pages]
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             cache = scope.get("state", {}).get("page_cache")
-            entry = None
+            entry = response = None
             if cache is not None:
                 try:
                     scope[SCOPE_KEY] = cache.key_from_scope(scope)
                     entry = cache.get(scope[SCOPE_KEY])
+                    if entry is None:
+                        response = self.front_page(scope)
                 except Exception:  # e.g. a locked database: the app below answers, with its error pages
-                    entry = None
+                    entry = response = None
             if entry is not None:
                 return await entry.send(scope, send)
+            if response is not None:
+                return await response(scope, receive, send)
         await self.app(scope, receive, send)
+
+    def front_page(self, scope) -> Response | None:
+        for regex, handler in self.front_pages:
+            match = regex.match(scope["path"])
+            if match:
+                return handler(Request({**scope, "path_params": match.groupdict()}))
+        return None

@@ -14,7 +14,7 @@ from brandvote import catalog, db as dbmod
 from brandvote.pagecache import Fragments
 from brandvote.app import create_app
 
-from helpers import NOW, FakeClock, open_campaign
+from helpers import NOW, SLUG, FakeClock, open_campaign
 
 SLUG = "shanghai-2022-highlights"
 
@@ -177,3 +177,36 @@ def test_a_phone_gets_the_ballot_gzipped_and_its_token_votes(seeded_settings, cl
         r = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token(zipped.text), "choice": candidates[:10]},
                    follow_redirects=False)
         assert r.status_code == 303
+
+
+def test_the_crowd_gets_the_ballot_assembled_and_everyone_else_the_rendered_page(
+        seeded_settings, clock, db, monkeypatch):
+    """A first visit to an open ballot is spliced from fragments rendered once per campaign
+    state (the crowd's cost); a voter who has voted, or a closed campaign, gets the page
+    rendered for them, as before."""
+    from brandvote.routes import vote
+
+    open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
+    fragments, rendered = [], []
+    render_fragments, render_page = vote.render_ballot_html, vote.ballot_page_rendered
+    monkeypatch.setattr(vote, "render_ballot_html", lambda *a: fragments.append(1) or render_fragments(*a))
+    monkeypatch.setattr(vote, "ballot_page_rendered", lambda r: rendered.append(1) or render_page(r))
+    token = lambda text: text.split('name="csrf_token" value="')[1].split('"')[0]
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        tokens = set()
+        for _ in range(5):
+            c.cookies.clear()
+            page = c.get(f"/c/{SLUG}", headers={"accept-encoding": "gzip"})
+            assert page.status_code == 200 and page.headers["set-cookie"]
+            tokens.add(token(page.text))
+        assert (len(fragments), len(rendered), len(tokens)) == (1, 0, 5)
+        clock.advance(seconds=5)
+        candidates = re.findall(r'name="choice" value="([^"]+)"', page.text)
+        voted = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token(page.text), "choice": candidates[:3]})
+        assert voted.status_code == 200 and "回执" in voted.text
+        again = c.get(f"/c/{SLUG}")
+        assert "回执" in again.text and 'name="csrf_token"' not in again.text and len(rendered) == 1
+        clock.advance(days=1)
+        c.cookies.clear()
+        closed = c.get(f"/c/{SLUG}")
+        assert "投票已于" in closed.text and len(rendered) == 2

@@ -130,19 +130,26 @@ TOKEN_SLOT = "__BRANDVOTE_CSRF_TOKEN__"
 
 
 async def ballot_page(request: Request):
-    """The page the crowd opens. Everything but the CSRF token is the same for every voter,
-    so it is rendered once per campaign state and the token is spliced in (perf: ~20x)."""
+    return await run_in_threadpool(ballot_page_rendered, request)
+
+
+def crowd_ballot_page(request: Request) -> Response | None:
+    """The page the crowd opens, answered by pagecache.CacheFront before the middleware and
+    the router (perf: the ballot GET is the one uncacheable page a newspaper crowd hits).
+
+    Everything but the CSRF token is the same for every voter of an open campaign, so the
+    page is rendered once per campaign state and each visitor's token is spliced in. None
+    for anything else (a draft, a closed campaign, voter codes, a voter who has voted):
+    the router then answers it the plain way, with the same page."""
     cache = request.state.page_cache
-    if cache is None:
-        return await run_in_threadpool(ballot_page_rendered, request)
     key = cache.key(request)
     camp = cache.campaign(request.path_params["slug"])
     now = request.state.now()
     if camp is None or voting.status(camp, now) != "open" or camp["electorate"] != "open":
-        return await run_in_threadpool(ballot_page_rendered, request)  # 404, closed, codes: the plain way
+        return None
     voter = Voter(request, camp)
     if voter.new_device_cookie is None and voting.ballot_of(cache.read_db(), camp["id"], voter.key):
-        return await run_in_threadpool(ballot_page_rendered, request)  # shows the receipt
+        return None  # the receipt
 
     def build() -> tuple[bytes, bytes]:
         html = render_ballot_html(request, camp, TOKEN_SLOT)
@@ -152,11 +159,15 @@ async def ballot_page(request: Request):
     page = cache.fragments((camp["id"],) + key[2:], build)
     token = request.state.tokens.csrf(voter.key, camp["id"], now, channel_of(request)).encode()
     if "gzip" in request.headers.get("accept-encoding", ""):
-        response = Response(page.gzipped(token), media_type="text/html",
-                            headers={**NO_STORE, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-    else:  # GZipMiddleware adds the Vary header to this one
-        response = Response(page.body(token), media_type="text/html", headers=NO_STORE)
+        response = Response(page.gzipped(token), media_type="text/html", headers=CROWD_GZIPPED)
+    else:
+        response = Response(page.body(token), media_type="text/html", headers=CROWD_PLAIN)
     return voter.attach(response, request)
+
+
+CROWD_PLAIN = {**NO_STORE, "Vary": "Accept-Encoding"}  # as GZipMiddleware would mark it
+CROWD_GZIPPED = {**CROWD_PLAIN, "Content-Encoding": "gzip"}
+FRONT_PAGES = [("/c/{slug}", crowd_ballot_page)]
 
 
 def render_ballot_html(request: Request, camp: dict, token: str) -> str:
