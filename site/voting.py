@@ -374,8 +374,10 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
         [campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
          channel, clock.to_db(now)])
     ballot_id = cursor.lastrowid
-    db.conn.executemany("insert into choices (ballot_id, campaign_id, brand_id) values (?, ?, ?)",
-                        [(ballot_id, campaign_id, ids[s]) for s in ordered])
+    # One statement, not one per choice: each statement releases and retakes the GIL, and
+    # under load the writer waits for it behind the event loop every time.
+    db.conn.execute("insert into choices (ballot_id, campaign_id, brand_id) select ?, ?, value from json_each(?)",
+                    [ballot_id, campaign_id, json.dumps([ids[s] for s in ordered])])
     if camp["frozen_at"] is None:
         db.execute("update campaigns set frozen_at = ? where id = ? and frozen_at is null",
                    [clock.to_db(now), campaign_id])

@@ -6,7 +6,8 @@ halves, p99 goes past a second: shared/research/perf-limits.md §2). Instead one
 takes every queued write, runs each in its own SAVEPOINT inside one BEGIN IMMEDIATE,
 commits once, and only then answers each waiting request, so synchronous=FULL costs
 one fsync per batch and every reply still follows its commit. Workers of other
-processes queue on a file lock rather than on the busy handler.
+processes queue on a file lock rather than on the busy handler, and whatever arrives
+while a worker waits for that lock joins its batch.
 """
 
 from __future__ import annotations
@@ -57,23 +58,38 @@ class Writer:
                 if first is None:
                     return
                 batch = [first]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        self._queue.put(None)
-                        break
-                    batch.append(item)
-                self._commit(db, lock, batch)
+                self._take_waiting(batch)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    # While another worker held the lock, more ballots queued here: they join
+                    # this commit rather than wait for the next one (fewer fsyncs under load).
+                    self._take_waiting(batch)
+                    outcomes = self._commit(db, batch)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+                self.batches += 1
+                self.jobs += len(batch)
+                for (_, future, loop), outcome in zip(batch, outcomes):
+                    loop.call_soon_threadsafe(_settle, future, *outcome)
         finally:
             lock.close()
             db.close()
 
-    def _commit(self, db, lock, batch) -> None:
+    def _take_waiting(self, batch: list) -> None:
+        """Moves queued jobs into the batch, up to MAX_BATCH; stop()'s marker stays queued."""
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                self._queue.put(None)
+                return
+            batch.append(item)
+
+    def _commit(self, db, batch) -> list[tuple[bool, object]]:
+        """One transaction for the batch, each job in its own savepoint; (ok, result or error) per job."""
         outcomes = []
-        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             db.execute("BEGIN IMMEDIATE")
             for job, _, _ in batch:
@@ -94,12 +110,7 @@ class Writer:
             except Exception:
                 pass
             outcomes = [(False, exc)] * len(batch)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-        self.batches += 1
-        self.jobs += len(batch)
-        for (_, future, loop), (ok, value) in zip(batch, outcomes):
-            loop.call_soon_threadsafe(_settle, future, ok, value)
+        return outcomes
 
 
 def _settle(future: asyncio.Future, ok: bool, value) -> None:

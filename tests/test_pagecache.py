@@ -16,8 +16,6 @@ from brandvote.app import create_app
 
 from helpers import NOW, SLUG, FakeClock, open_campaign
 
-SLUG = "shanghai-2022-highlights"
-
 
 @pytest.fixture
 def clock():
