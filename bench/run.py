@@ -3,7 +3,9 @@ all under the same uvicorn settings, driven by wrk on 127.0.0.1 for a bounded ti
 
 Prints req/s, p50, p99, errors and the ratio to hello from the same run, peak RSS per worker,
 the ballot page's bytes over the wire, and after each ballot run that stored ballots equal the
-303 answers. Figures move from machine to machine: compare the ratios.
+303 answers. Each row is the median of --repeat runs (3 by default; each run's req/s is printed
+too): this VM's throughput moves by a third between seconds, and one slow run must not decide a
+ratio. Figures move from machine to machine: compare the ratios.
 """
 
 from __future__ import annotations
@@ -203,6 +205,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "5")))
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--conns", default="16,64")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")),
+                        help="runs per row; the median (by req/s) is reported, so one noisy run moves no ratio")
     parser.add_argument("--datasette", default=str(HERE / ".venv-datasette" / "bin" / "datasette"))
     args = parser.parse_args()
     workers_list = [int(w) for w in args.workers.split(",")]
@@ -214,13 +218,41 @@ def main() -> int:
     notes: list[str] = []
     hello_rps: dict = {}
 
-    def record(name, workers, conns, res):
+    def record(name, workers, conns, runs: list[dict]) -> dict:
+        """The median run by req/s stands for the row; every run's req/s is printed beside it."""
+        res = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+        res = {**res, "errors": sum(r["errors"] for r in runs)}
         base = hello_rps.get((workers, conns))
         ratio = res["rps"] / base if base else float("nan")
         ratios[(name, workers, conns)] = ratio
         rows.append((name, workers, conns, res["rps"], res["p50"], res["p99"], res["errors"], ratio))
+        each = "/".join(f"{r['rps']:.0f}" for r in runs)
         print(f"  {name:<22} w={workers} c={conns:<3} {res['rps']:>9.0f} req/s  p50 {res['p50']:7.2f} ms"
-              f"  p99 {res['p99']:8.2f} ms  errors {res['errors']:<5} x{ratio:.2f} of hello", flush=True)
+              f"  p99 {res['p99']:8.2f} ms  errors {res['errors']:<5} x{ratio:.2f} of hello  (runs {each})",
+              flush=True)
+        return res
+
+    def measure(url, conns, headers=()) -> list[dict]:
+        wrk(url, conns, 1, headers=headers)  # warm-up
+        return [wrk(url, conns, args.seconds, headers=headers) for _ in range(args.repeat)]
+
+    def ballot_run(base, workers, conns, run) -> dict:
+        """Fresh single-use ballots for each run; afterwards stored ballots must equal the 303s."""
+        tokens_file = tmp / f"ballots-{workers}-{conns}-{run}.tsv"
+        mint_ballots(db_path, tokens_file, 60000)
+        before = stored_ballots(db_path)
+        res = wrk(f"{base}/c/{SLUG}/ballot", conns, args.seconds, [str(HERE / "ballots.lua"), str(tokens_file)])
+        time.sleep(1)  # let the requests still in flight at wrk's deadline finish
+        stored = stored_ballots(db_path) - before
+        acked, sent = res.get("BALLOTS_303", 0), res.get("BALLOTS_SENT", 0)
+        unanswered = sent - acked - res.get("BALLOTS_OTHER", 0)  # cut off by wrk's deadline
+        ok = acked <= stored <= acked + unanswered and not res.get("BALLOTS_OTHER")
+        note = (f"ballot POST w={workers} c={conns} run {run + 1}: sent {sent}, 303 answers {acked}, other "
+                f"answers {res.get('BALLOTS_OTHER')}, in flight at wrk's deadline {unanswered}, stored {stored}"
+                f" -> {'OK: every 303 stored, nothing else but in-flight' if ok else 'MISMATCH'}")
+        print("  " + note, flush=True)
+        notes.append(note)
+        return res
 
     rss: dict = {}
     for workers in workers_list:
@@ -229,10 +261,9 @@ def main() -> int:
                        "--workers", str(workers), *FAST])
         wait_for(f"http://127.0.0.1:{port}/hello", hello)
         for conns in conns_list:
-            wrk(f"http://127.0.0.1:{port}/hello", conns, 1)
-            res = wrk(f"http://127.0.0.1:{port}/hello", conns, args.seconds)
-            hello_rps[(workers, conns)] = res["rps"]
-            record("hello (limit)", workers, conns, res)
+            runs = measure(f"http://127.0.0.1:{port}/hello", conns)
+            hello_rps[(workers, conns)] = sorted(r["rps"] for r in runs)[len(runs) // 2]
+            record("hello (limit)", workers, conns, runs)
         stop(hello)
 
         port = free_port()
@@ -248,24 +279,8 @@ def main() -> int:
         ]
         for conns in conns_list:
             for name, path, *headers in endpoints:
-                headers = headers[0] if headers else ()
-                wrk(base + path, conns, 1, headers=headers)
-                record(name, workers, conns, wrk(base + path, conns, args.seconds, headers=headers))
-            tokens_file = tmp / f"ballots-{workers}-{conns}.tsv"
-            mint_ballots(db_path, tokens_file, 60000)
-            before = stored_ballots(db_path)
-            res = wrk(f"{base}/c/{SLUG}/ballot", conns, args.seconds, [str(HERE / "ballots.lua"), str(tokens_file)])
-            time.sleep(1)  # let the requests still in flight at wrk's deadline finish
-            stored = stored_ballots(db_path) - before
-            record("ballot POST", workers, conns, res)
-            acked, sent = res.get("BALLOTS_303", 0), res.get("BALLOTS_SENT", 0)
-            unanswered = sent - acked - res.get("BALLOTS_OTHER", 0)  # cut off by wrk's deadline
-            ok = acked <= stored <= acked + unanswered and not res.get("BALLOTS_OTHER")
-            note = (f"ballot POST w={workers} c={conns}: sent {sent}, 303 answers {acked}, other answers "
-                    f"{res.get('BALLOTS_OTHER')}, in flight at wrk's deadline {unanswered}, stored {stored} -> "
-                    f"{'OK: every 303 stored, nothing else but in-flight' if ok else 'MISMATCH'}")
-            print("  " + note, flush=True)
-            notes.append(note)
+                record(name, workers, conns, measure(base + path, conns, headers[0] if headers else ()))
+            record("ballot POST", workers, conns, [ballot_run(base, workers, conns, run) for run in range(args.repeat)])
         rss[workers] = [round(peak_rss_mb(pid), 1) for pid in process_tree(app.pid)[1:]] or \
             [round(peak_rss_mb(app.pid), 1)]
         if workers == workers_list[-1]:
@@ -284,9 +299,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}/brands_copy/brands?_size=20"
         wait_for(url, ds)
         for conns in conns_list:
-            wrk(url, conns, 1)
-            res = wrk(url, conns, args.seconds)
-            record("Datasette table page", 1, conns, res)
+            res = record("Datasette table page", 1, conns, measure(url, conns))
             for workers in workers_list:
                 ours = ratios.get(("/brands", workers, conns), float("nan")) * hello_rps.get((workers, conns), 0)
                 notes.append(f"/brands w={workers} c={conns} vs Datasette (1 process) c={conns}: "
