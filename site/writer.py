@@ -22,6 +22,7 @@ from typing import Callable
 from . import db as dbmod
 
 MAX_BATCH = 64
+WAL_CHECKPOINT_PAGES = 4000
 
 
 class Writer:
@@ -51,6 +52,11 @@ class Writer:
 
     def _run(self) -> None:
         db = dbmod.connect(self.db_path)
+        # Checkpoint every 4000 WAL pages (16 MB), not SQLite's 1000: ballots dirty the same
+        # index pages over and over, and each checkpoint copies them back once. A commit costs
+        # ~35% less at 40-80k ballots (in-process, bench-sized batches); a checkpoint, still run
+        # under the write lock so the WAL restarts, takes ~15-30 ms.
+        db.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         lock = open(self.db_path.with_name(self.db_path.name + ".write-lock"), "a")
         try:
             while True:

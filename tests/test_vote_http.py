@@ -4,6 +4,7 @@ nothing is stored unless the answer is 303."""
 import dataclasses
 from datetime import timedelta
 from http.cookies import SimpleCookie
+from urllib.parse import urlencode
 
 import pytest
 from bs4 import BeautifulSoup
@@ -205,11 +206,32 @@ def test_a_2mb_body_is_413_declared_or_streamed(client, clock, db, candidates):
     assert stored(db) == (0, 0)
 
 
-def test_too_many_fields_is_refused(client, clock, db, candidates):
+@pytest.mark.parametrize("fields", [
+    lambda token, c: [("csrf_token", token)] + [("choice", c[0])] * 200,  # more than 64 fields
+    lambda token, c: [("csrf_token", token), ("choice", c[0]), ("note", "长" * 5000)],  # a field over 4 KB
+])
+def test_an_oversized_form_is_400_and_stores_nothing(client, clock, db, candidates, fields):
     token = open_ballot(client, clock)
-    r = post(client, token, candidates[:1] * 200)
-    assert r.status_code in (400, 422)
+    r = client.post(BALLOT, content=urlencode(fields(token, candidates)), follow_redirects=False,
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "格式有误" in alert(r)
     assert stored(db) == (0, 0)
+
+
+@pytest.mark.parametrize("how", ["multipart", "charset"])
+def test_a_ballot_posted_as_multipart_or_with_a_charset_is_stored(client, clock, db, candidates, how):
+    """Browsers post urlencoded; a form some WebView sends as multipart, or with a charset
+    parameter, is the same ballot."""
+    token = open_ballot(client, clock)
+    if how == "multipart":
+        r = client.post(BALLOT, files=[("csrf_token", (None, token))] + [("choice", (None, c)) for c in candidates[:3]],
+                        follow_redirects=False)
+    else:
+        r = client.post(BALLOT, content=urlencode([("csrf_token", token)] + [("choice", c) for c in candidates[:3]]),
+                        headers={"content-type": "application/x-www-form-urlencoded; charset=UTF-8"},
+                        follow_redirects=False)
+    assert r.status_code == 303
+    assert stored(db) == (1, 3)
 
 
 # ------------------------------------------------------------ windows (injected clock)
