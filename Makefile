@@ -59,6 +59,7 @@ bench: $(TEST_STAMP)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	@[ -x bench/.venv-datasette/bin/datasette ] || { $(PYTHON) -m venv bench/.venv-datasette && bench/.venv-datasette/bin/pip install -q datasette; }
 	$(PY) bench/run.py
+	$(PY) bench/ballot_growth.py
 	$(PY) bench/tally_1m.py
 
 # wapiti against a demo on a free loopback port, in its own venv; not part of `make test`.

@@ -247,7 +247,8 @@ def main() -> int:
         acked, sent = res.get("BALLOTS_303", 0), res.get("BALLOTS_SENT", 0)
         unanswered = sent - acked - res.get("BALLOTS_OTHER", 0)  # cut off by wrk's deadline
         ok = acked <= stored <= acked + unanswered and not res.get("BALLOTS_OTHER")
-        note = (f"ballot POST w={workers} c={conns} run {run + 1}: sent {sent}, 303 answers {acked}, other "
+        note = (f"ballot POST w={workers} c={conns} run {run + 1} (campaign held {before:,} ballots): sent {sent},"
+                f" 303 answers {acked}, other "
                 f"answers {res.get('BALLOTS_OTHER')}, in flight at wrk's deadline {unanswered}, stored {stored}"
                 f" -> {'OK: every 303 stored, nothing else but in-flight' if ok else 'MISMATCH'}")
         print("  " + note, flush=True)
