@@ -2,8 +2,9 @@
 
 `make bench` says how fast; this says why. It builds the app on the same temporary database
 as bench/run.py, drives it directly through its ASGI interface (the ballot page GET as a
-first visit, with and without gzip, and concurrent ballot POSTs through the writer), prints
-microseconds per request, and then a cProfile of each, sorted by time spent in each function itself.
+first visit, with and without gzip, concurrent ballot POSTs through the writer, and the receipt
+page each voter opens next), prints microseconds per request, and then a cProfile of each,
+sorted by time spent in each function itself. The profile covers the event loop's thread only.
 
     .venv/bin/python bench/profile_ballot.py [--requests N] [--top K]
 """
@@ -95,8 +96,11 @@ async def main(args) -> None:
         await pages(100)  # warm-up
         await measure(name, args.requests, pages, args.top)
 
+    voted: list[str] = []
+
     async def post():
         cookie, token, choices = next(ballots)
+        voted.append(cookie)
         body = f"csrf_token={token}&{choices}".encode()
         status = await call(app, state, "POST", f"/c/{SLUG}/ballot",
                             [(b"cookie", b"bv_device=" + cookie.encode()),
@@ -118,6 +122,17 @@ async def main(args) -> None:
     await measure("ballot POST, 32 at a time (the profile covers the event loop thread, not the writer's)",
                   args.requests, crowd, args.top)
     print(f"writer: {writer.jobs - jobs} ballots in {writer.batches - batches} commits")
+
+    # What a phone opens next: the 303 leads to the receipt, rendered for each voter.
+    receipts = iter(voted)
+
+    async def receipt_pages(n: int) -> None:
+        for _ in range(n):
+            cookie = next(receipts).encode()
+            assert await call(app, state, "GET", f"/c/{SLUG}/receipt",
+                              [(b"cookie", b"bv_device=" + cookie), (b"accept-encoding", b"gzip")]) == 200
+    await receipt_pages(100)  # warm-up
+    await measure("receipt page GET after voting (one at a time)", min(args.requests, 1000), receipt_pages, args.top)
     lifespan.cancel()
 
 
