@@ -193,6 +193,14 @@ def candidates_of(db: Database, campaign_id: int) -> list[dict]:
         " where k.campaign_id = ? order by k.position", [campaign_id])]
 
 
+def candidate_names(db: Database, campaign_id: int) -> dict[str, str]:
+    """Slug → name in the organizer's order: all a receipt shows of its choices, without
+    decoding every candidate's entry (which cost half of each voter's receipt page)."""
+    return dict(db.execute(
+        "select b.slug, b.name from candidates k join brands b on b.id = k.brand_id"
+        " where k.campaign_id = ? order by k.position", [campaign_id]).fetchall())
+
+
 def list_campaigns(db: Database, now: datetime) -> list[dict]:
     """Every campaign with its status; open ones first, then upcoming, then the rest."""
     order = {"open": 0, "scheduled": 1, "announced": 2, "closed": 3, "draft": 4}

@@ -109,11 +109,11 @@ def render_ballot(request: Request, camp: dict, voter: Voter, *, selected=(), me
 
 
 def render_receipt(request: Request, camp: dict, ballot: dict, *, message=None, status_code=200) -> Response:
-    names = {b["slug"]: b for b in _candidates(request, camp)}
+    names = voting.candidate_names(request.state.store.db(), camp["id"])
     return request.state.templates.TemplateResponse(request, "vote/receipt.html", {
         "campaign": camp,
         "ballot": ballot,
-        "chosen": [names[s] for s in ballot["choices"]],
+        "chosen": [{"slug": s, "name": names[s]} for s in ballot["choices"]],
         "message": message,
     }, status_code=status_code, headers=NO_STORE)
 
@@ -209,7 +209,7 @@ async def submit(request: Request):
 
     async def refuse(message: str, status_code: int, headers: dict | None = None) -> Response:
         def render():
-            known = {b["slug"] for b in _candidates(request, camp)}
+            known = voting.candidate_names(request.state.store.db(), camp["id"])
             kept = [c for c in choices if isinstance(c, str) and c in known]
             return render_ballot(request, camp, voter, selected=kept, message=message, status_code=status_code)
 
