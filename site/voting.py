@@ -193,12 +193,18 @@ def candidates_of(db: Database, campaign_id: int) -> list[dict]:
         " where k.campaign_id = ? order by k.position", [campaign_id])]
 
 
+def candidate_keys(db: Database, campaign_id: int) -> list[tuple[str, int, str]]:
+    """(slug, brand id, name) in the organizer's order: what a ballot is checked against and a
+    receipt names, without decoding each candidate's whole entry."""
+    return db.conn.execute(
+        "select b.slug, b.id, b.name from candidates k join brands b on b.id = k.brand_id"
+        " where k.campaign_id = ? order by k.position", [campaign_id]).fetchall()
+
+
 def candidate_names(db: Database, campaign_id: int) -> dict[str, str]:
-    """Slug → name in the organizer's order: all a receipt shows of its choices, without
-    decoding every candidate's entry (which cost half of each voter's receipt page)."""
-    return dict(db.execute(
-        "select b.slug, b.name from candidates k join brands b on b.id = k.brand_id"
-        " where k.campaign_id = ? order by k.position", [campaign_id]).fetchall())
+    """Slug → name in the organizer's order (decoding every entry cost half of each voter's
+    receipt page)."""
+    return {slug: name for slug, _, name in candidate_keys(db, campaign_id)}
 
 
 def list_campaigns(db: Database, now: datetime) -> list[dict]:
@@ -348,9 +354,7 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
     if camp is None:
         raise NotFound("没有找到这个评选。")
     check_open(camp, now, page_loaded_at)
-    ids = dict(db.execute(
-        "select b.slug, b.id from candidates k join brands b on b.id = k.brand_id where k.campaign_id = ?"
-        " order by k.position", [campaign_id]).fetchall())
+    ids = {slug: brand_id for slug, brand_id, _ in candidate_keys(db, campaign_id)}
     ordered = check_choices(camp, list(ids), choices)
     existing = ballot_of(db, campaign_id, voter_key)
     if existing is not None:
@@ -361,7 +365,7 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
     if ip_key and limit:
         hour = _hour(now)
         used = (first(db, "select n from ip_counts where campaign_id = ? and ip_key = ? and hour = ?",
-                            [campaign_id, ip_key, hour]) or {"n": 0})["n"]
+                      [campaign_id, ip_key, hour]) or {"n": 0})["n"]
         if used >= limit:
             retry = 3600 - (now.minute * 60 + now.second)
             raise RateLimited(f"此网络本小时已提交 {limit} 张选票，达到上限。请 {retry // 60 + 1} 分钟后再试。", retry)
@@ -395,7 +399,7 @@ def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[st
 
 def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
     row = first(db, "select id, receipt, cast_at, channel from ballots where campaign_id = ? and voter_key = ?",
-                      [campaign_id, voter_key])
+                [campaign_id, voter_key])
     if row is None:
         return None
     row["choices"] = [r["slug"] for r in db.query(

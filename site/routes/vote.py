@@ -129,6 +129,8 @@ def ballot_page_rendered(request: Request):
 
 
 TOKEN_SLOT = "__BRANDVOTE_CSRF_TOKEN__"
+CROWD_PLAIN = {**NO_STORE, "Vary": "Accept-Encoding"}  # as GZipMiddleware would mark it
+CROWD_GZIPPED = {**CROWD_PLAIN, "Content-Encoding": "gzip"}
 
 
 async def ballot_page(request: Request):
@@ -167,8 +169,6 @@ def crowd_ballot_page(request: Request) -> Response | None:
     return voter.attach(response, request)
 
 
-CROWD_PLAIN = {**NO_STORE, "Vary": "Accept-Encoding"}  # as GZipMiddleware would mark it
-CROWD_GZIPPED = {**CROWD_PLAIN, "Content-Encoding": "gzip"}
 FRONT_PAGES = [("/c/{slug}", crowd_ballot_page)]
 
 
