@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (FAST, HERE, SLUG, free_port, mint_ballots, prepare_database, start, stop,  # noqa: E402
-                 stored_ballots, wait_for, wrk)
+from run import median_run, post_ballots, prepare_database, start_app, start_hello, stop, wrk_runs  # noqa: E402
 
 
 def main() -> int:
@@ -31,36 +29,22 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="brandvote-growth-"))
     db_path = prepare_database(tmp)
 
-    port = free_port()
-    hello = start([sys.executable, "-m", "uvicorn", "hello:app", "--app-dir", str(HERE), "--port", str(port),
-                   "--workers", str(args.workers), *FAST])
-    wait_for(f"http://127.0.0.1:{port}/hello", hello)
-    wrk(f"http://127.0.0.1:{port}/hello", args.conns, 1)
-    runs = sorted(wrk(f"http://127.0.0.1:{port}/hello", args.conns, args.seconds)["rps"] for _ in range(3))
+    hello, hello_url = start_hello(args.workers)
+    runs = wrk_runs(hello_url, args.conns, args.seconds, 3)
     stop(hello)
-    limit = runs[1]
-    print(f"hello w={args.workers} c={args.conns}: {limit:,.0f} req/s (median of {', '.join(f'{r:,.0f}' for r in runs)})")
+    limit = median_run(runs)["rps"]
+    each = ", ".join(f"{r['rps']:,.0f}" for r in runs)
+    print(f"hello w={args.workers} c={args.conns}: {limit:,.0f} req/s (median of {each})")
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = start([sys.executable, "-m", "brandvote", "serve", "--db", str(db_path), "--port", str(port),
-                 "--workers", str(args.workers)], env={"BRANDVOTE_IP_LIMIT": "0", "BRANDVOTE_BASE_URL": base})
-    wait_for(base + "/healthz", app)
+    app, base = start_app(db_path, args.workers)
     print("| ballots in the campaign before | ballots/s | x hello | p50 ms | p99 ms | errors | stored = 303 |")
     print("|---|---|---|---|---|---|---|")
     try:
         for round_ in range(args.rounds):
-            tokens = tmp / f"ballots-{round_}.tsv"
-            mint_ballots(db_path, tokens, 60000)
-            before = stored_ballots(db_path)
-            res = wrk(f"{base}/c/{SLUG}/ballot", args.conns, args.seconds, [str(HERE / "ballots.lua"), str(tokens)])
-            time.sleep(1)  # the requests in flight at wrk's deadline finish
-            stored = stored_ballots(db_path) - before
-            acked, sent = res.get("BALLOTS_303", 0), res.get("BALLOTS_SENT", 0)
-            unanswered = sent - acked - res.get("BALLOTS_OTHER", 0)
-            ok = acked <= stored <= acked + unanswered and not res.get("BALLOTS_OTHER")
-            print(f"| {before:,} | {res['rps']:,.0f} | {res['rps'] / limit:.3f} | {res['p50']:.2f} | {res['p99']:.2f}"
-                  f" | {res['errors']} | {'yes' if ok else 'NO'} ({acked} answered 303, {stored} stored) |", flush=True)
+            res = post_ballots(base, db_path, tmp / f"ballots-{round_}.tsv", args.conns, args.seconds)
+            print(f"| {res['before']:,} | {res['rps']:,.0f} | {res['rps'] / limit:.3f} | {res['p50']:.2f}"
+                  f" | {res['p99']:.2f} | {res['errors']} | {'yes' if res['ok'] else 'NO'}"
+                  f" ({res['acked']} answered 303, {res['stored']} stored) |", flush=True)
     finally:
         stop(app)
     return 0

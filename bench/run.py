@@ -198,6 +198,52 @@ def wire_bytes(base: str) -> dict:
     return sizes
 
 
+# ---------------------------------------------------------------- shared by the bench scripts
+
+def start_hello(workers: int) -> tuple[subprocess.Popen, str]:
+    """The bare Starlette app under the same server settings: the limit."""
+    port = free_port()
+    proc = start([sys.executable, "-m", "uvicorn", "hello:app", "--app-dir", str(HERE), "--port", str(port),
+                  "--workers", str(workers), *FAST])
+    url = f"http://127.0.0.1:{port}/hello"
+    wait_for(url, proc)
+    return proc, url
+
+
+def start_app(db_path: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    """`brandvote serve` on the bench database, with no per-address ballot limit (one client)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start([sys.executable, "-m", "brandvote", "serve", "--db", str(db_path), "--port", str(port),
+                  "--workers", str(workers)], env={"BRANDVOTE_IP_LIMIT": "0", "BRANDVOTE_BASE_URL": base})
+    wait_for(base + "/healthz", proc)
+    return proc, base
+
+
+def wrk_runs(url: str, conns: int, seconds: int, repeat: int, headers: tuple = ()) -> list[dict]:
+    wrk(url, conns, 1, headers=headers)  # warm-up
+    return [wrk(url, conns, seconds, headers=headers) for _ in range(repeat)]
+
+
+def median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def post_ballots(base: str, db_path: Path, tokens_file: Path, conns: int, seconds: int) -> dict:
+    """wrk posting fresh single-use ballots; then the check that stored ballots equal the 303s
+    (plus at most the requests cut off by wrk's deadline). Returns wrk's result with the check."""
+    mint_ballots(db_path, tokens_file, 60000)
+    before = stored_ballots(db_path)
+    res = wrk(f"{base}/c/{SLUG}/ballot", conns, seconds, [str(HERE / "ballots.lua"), str(tokens_file)])
+    time.sleep(1)  # let the requests still in flight at wrk's deadline finish
+    stored = stored_ballots(db_path) - before
+    acked, sent = res.get("BALLOTS_303", 0), res.get("BALLOTS_SENT", 0)
+    unanswered = sent - acked - res.get("BALLOTS_OTHER", 0)
+    ok = acked <= stored <= acked + unanswered and not res.get("BALLOTS_OTHER")
+    return {**res, "before": before, "stored": stored, "acked": acked, "sent": sent, "unanswered": unanswered,
+            "ok": ok}
+
+
 # ---------------------------------------------------------------- the run
 
 def main() -> int:
@@ -220,8 +266,7 @@ def main() -> int:
 
     def record(name, workers, conns, runs: list[dict]) -> dict:
         """The median run by req/s stands for the row; every run's req/s is printed beside it."""
-        res = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
-        res = {**res, "errors": sum(r["errors"] for r in runs)}
+        res = {**median_run(runs), "errors": sum(r["errors"] for r in runs)}
         base = hello_rps.get((workers, conns))
         ratio = res["rps"] / base if base else float("nan")
         ratios[(name, workers, conns)] = ratio
@@ -233,45 +278,28 @@ def main() -> int:
         return res
 
     def measure(url, conns, headers=()) -> list[dict]:
-        wrk(url, conns, 1, headers=headers)  # warm-up
-        return [wrk(url, conns, args.seconds, headers=headers) for _ in range(args.repeat)]
+        return wrk_runs(url, conns, args.seconds, args.repeat, headers)
 
     def ballot_run(base, workers, conns, run) -> dict:
-        """Fresh single-use ballots for each run; afterwards stored ballots must equal the 303s."""
-        tokens_file = tmp / f"ballots-{workers}-{conns}-{run}.tsv"
-        mint_ballots(db_path, tokens_file, 60000)
-        before = stored_ballots(db_path)
-        res = wrk(f"{base}/c/{SLUG}/ballot", conns, args.seconds, [str(HERE / "ballots.lua"), str(tokens_file)])
-        time.sleep(1)  # let the requests still in flight at wrk's deadline finish
-        stored = stored_ballots(db_path) - before
-        acked, sent = res.get("BALLOTS_303", 0), res.get("BALLOTS_SENT", 0)
-        unanswered = sent - acked - res.get("BALLOTS_OTHER", 0)  # cut off by wrk's deadline
-        ok = acked <= stored <= acked + unanswered and not res.get("BALLOTS_OTHER")
-        note = (f"ballot POST w={workers} c={conns} run {run + 1} (campaign held {before:,} ballots): sent {sent},"
-                f" 303 answers {acked}, other "
-                f"answers {res.get('BALLOTS_OTHER')}, in flight at wrk's deadline {unanswered}, stored {stored}"
-                f" -> {'OK: every 303 stored, nothing else but in-flight' if ok else 'MISMATCH'}")
+        res = post_ballots(base, db_path, tmp / f"ballots-{workers}-{conns}-{run}.tsv", conns, args.seconds)
+        note = (f"ballot POST w={workers} c={conns} run {run + 1} (campaign held {res['before']:,} ballots): sent "
+                f"{res['sent']}, 303 answers {res['acked']}, other answers {res.get('BALLOTS_OTHER')}, in flight"
+                f" at wrk's deadline {res['unanswered']}, stored {res['stored']} -> "
+                f"{'OK: every 303 stored, nothing else but in-flight' if res['ok'] else 'MISMATCH'}")
         print("  " + note, flush=True)
         notes.append(note)
         return res
 
     rss: dict = {}
     for workers in workers_list:
-        port = free_port()
-        hello = start([sys.executable, "-m", "uvicorn", "hello:app", "--app-dir", str(HERE), "--port", str(port),
-                       "--workers", str(workers), *FAST])
-        wait_for(f"http://127.0.0.1:{port}/hello", hello)
+        hello, hello_url = start_hello(workers)
         for conns in conns_list:
-            runs = measure(f"http://127.0.0.1:{port}/hello", conns)
-            hello_rps[(workers, conns)] = sorted(r["rps"] for r in runs)[len(runs) // 2]
+            runs = measure(hello_url, conns)
+            hello_rps[(workers, conns)] = median_run(runs)["rps"]
             record("hello (limit)", workers, conns, runs)
         stop(hello)
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        app = start([sys.executable, "-m", "brandvote", "serve", "--db", str(db_path), "--port", str(port),
-                     "--workers", str(workers)], env={"BRANDVOTE_IP_LIMIT": "0", "BRANDVOTE_BASE_URL": base})
-        wait_for(base + "/healthz", app)
+        app, base = start_app(db_path, workers)
         endpoints = [
             ("home", "/"), ("/brands", "/brands"), ("/brands/{slug}", "/brands/guoshi-shuyuan"),
             ("/lists/{slug}", "/lists/shanghai-30-brands"), ("ballot page GET", f"/c/{SLUG}"),
