@@ -14,7 +14,7 @@ from brandvote import catalog, db as dbmod
 from brandvote.pagecache import Fragments
 from brandvote.app import create_app
 
-from helpers import NOW, SLUG, FakeClock, open_campaign
+from helpers import NOW, SLUG, FakeClock, csrf_from, open_campaign
 
 
 @pytest.fixture
@@ -126,8 +126,7 @@ def test_per_voter_pages_are_never_cached(client, db):
     first = client.get(f"/c/{SLUG}")
     client.cookies.clear()
     second = client.get(f"/c/{SLUG}")
-    token = lambda r: r.text.split('name="csrf_token" value="')[1].split('"')[0]
-    assert token(first) != token(second)
+    assert csrf_from(first.text) != csrf_from(second.text)
     assert "etag" not in second.headers and second.headers["cache-control"] == "no-store"
 
 
@@ -163,16 +162,15 @@ def test_spliced_gzip_decompresses_to_the_page_with_the_slot():
 
 def test_a_phone_gets_the_ballot_gzipped_and_its_token_votes(seeded_settings, clock, db):
     open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
-    token = lambda text: text.split('name="csrf_token" value="')[1].split('"')[0]
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
         zipped = c.get(f"/c/{SLUG}", headers={"accept-encoding": "gzip"})
         plain = c.get(f"/c/{SLUG}", headers={"accept-encoding": "identity"})
         assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
         assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
-        assert zipped.text.replace(token(zipped.text), "T") == plain.text.replace(token(plain.text), "T")
+        assert zipped.text.replace(csrf_from(zipped.text), "T") == plain.text.replace(csrf_from(plain.text), "T")
         candidates = re.findall(r'name="choice" value="([^"]+)"', zipped.text)
         clock.advance(seconds=5)
-        r = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token(zipped.text), "choice": candidates[:10]},
+        r = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": csrf_from(zipped.text), "choice": candidates[:10]},
                    follow_redirects=False)
         assert r.status_code == 303
 
@@ -189,18 +187,17 @@ def test_the_crowd_gets_the_ballot_assembled_and_everyone_else_the_rendered_page
     render_fragments, render_page = vote.render_ballot_html, vote.ballot_page_rendered
     monkeypatch.setattr(vote, "render_ballot_html", lambda *a: fragments.append(1) or render_fragments(*a))
     monkeypatch.setattr(vote, "ballot_page_rendered", lambda r: rendered.append(1) or render_page(r))
-    token = lambda text: text.split('name="csrf_token" value="')[1].split('"')[0]
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
         tokens = set()
         for _ in range(5):
             c.cookies.clear()
             page = c.get(f"/c/{SLUG}", headers={"accept-encoding": "gzip"})
             assert page.status_code == 200 and page.headers["set-cookie"]
-            tokens.add(token(page.text))
+            tokens.add(csrf_from(page.text))
         assert (len(fragments), len(rendered), len(tokens)) == (1, 0, 5)
         clock.advance(seconds=5)
         candidates = re.findall(r'name="choice" value="([^"]+)"', page.text)
-        voted = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token(page.text), "choice": candidates[:3]})
+        voted = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": csrf_from(page.text), "choice": candidates[:3]})
         assert voted.status_code == 200 and "回执" in voted.text
         again = c.get(f"/c/{SLUG}")
         assert "回执" in again.text and 'name="csrf_token"' not in again.text and len(rendered) == 1
