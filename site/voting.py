@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlite_utils import Database
@@ -340,61 +341,159 @@ def _hour(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H")
 
 
+@dataclass(frozen=True)
+class BallotRequest:
+    """One voter's submission, as the handler parsed it; the writer stores a batch of them."""
+
+    campaign_id: int
+    voter_key: str
+    choices: list[str]
+    now: datetime
+    channel: str | None = None
+    ip_key: str | None = None
+    ip_limit: int = 0
+    page_loaded_at: datetime | None = None
+
+
 def cast_ballot(db: Database, campaign_id: int, voter_key: str, choices: list[str], now: datetime, *,
                 channel: str | None = None, ip_key: str | None = None, ip_limit: int = 0,
                 page_loaded_at: datetime | None = None) -> dict:
-    """Store one ballot, inside the caller's write transaction (BEGIN IMMEDIATE or a savepoint).
+    """Store one ballot, inside the caller's write transaction; raises what refused it."""
+    ok, value = cast_ballots(db, [BallotRequest(campaign_id, voter_key, list(choices), now, channel, ip_key,
+                                                ip_limit, page_loaded_at)])[0]
+    if not ok:
+        raise value
+    return value
 
-    The UNIQUE index on (campaign, voter_key) is what makes a second ballot impossible;
-    everything read here is read under the write lock, so no check can go stale.
-    Returns the stored ballot; the same voter resubmitting the same choices gets the
-    ballot already stored (a double tap is not an error).
+
+def cast_ballots(db: Database, requests: list[BallotRequest]) -> list[tuple[bool, object]]:
+    """Store a batch of ballots inside the caller's write transaction: (True, ballot) or
+    (False, refusal) per request, in order. A refused request stores nothing.
+
+    Everything is read under the write lock, so no check can go stale, and the UNIQUE index
+    on (campaign, voter_key) still makes a second ballot impossible. The same voter sending
+    the same choices again gets the ballot already stored (a double tap is not an error).
+    The batch is checked in Python and written in a handful of set-based statements, not
+    several per ballot: the writer drops and retakes the GIL on every SQLite call, and under
+    a crowd it waits behind the event loop each time (perf-limits.md §2). If a statement
+    fails the caller undoes the whole call, and the writer then stores each request alone.
     """
+    outcomes: list = [None] * len(requests)
+    by_campaign: dict[int, list[int]] = {}
+    for i, req in enumerate(requests):
+        by_campaign.setdefault(req.campaign_id, []).append(i)
+    for campaign_id, indexes in by_campaign.items():
+        _cast_for_campaign(db, campaign_id, [(i, requests[i]) for i in indexes], outcomes)
+    return outcomes
+
+
+def _cast_for_campaign(db: Database, campaign_id: int, items: list[tuple[int, BallotRequest]], outcomes: list) -> None:
     camp = first(db, "select * from campaigns where id = ?", [campaign_id])
     if camp is None:
-        raise NotFound("没有找到这个评选。")
-    check_open(camp, now, page_loaded_at)
+        for i, _ in items:
+            outcomes[i] = (False, NotFound("没有找到这个评选。"))
+        return
     ids = {slug: brand_id for slug, brand_id, _ in candidate_keys(db, campaign_id)}
-    ordered = check_choices(camp, list(ids), choices)
-    existing = ballot_of(db, campaign_id, voter_key)
-    if existing is not None:
-        if sorted(existing["choices"]) == sorted(ordered):
-            return existing
-        raise AlreadyVoted()
-    limit = camp["ip_limit"] if camp["ip_limit"] is not None else ip_limit
-    if ip_key and limit:
-        hour = _hour(now)
-        used = (first(db, "select n from ip_counts where campaign_id = ? and ip_key = ? and hour = ?",
-                      [campaign_id, ip_key, hour]) or {"n": 0})["n"]
-        if used >= limit:
-            retry = 3600 - (now.minute * 60 + now.second)
-            raise RateLimited(f"此网络本小时已提交 {limit} 张选票，达到上限。请 {retry // 60 + 1} 分钟后再试。", retry)
-        db.execute(
-            "insert into ip_counts (campaign_id, ip_key, hour, n) values (?, ?, ?, 1)"
-            " on conflict (campaign_id, ip_key, hour) do update set n = n + 1",
-            [campaign_id, ip_key, hour])
-    if voter_key.startswith("code:"):
-        claimed = db.execute(
-            "update voter_codes set used_at = ? where campaign_id = ? and code_hash = ? and used_at is null",
-            [clock.to_db(now), campaign_id, voter_key[5:]]).rowcount
-        if claimed != 1:
-            raise NotOpen("这个投票码无效或已经使用过。")
-    receipt = new_receipt()
-    cursor = db.execute(
+    slugs = list(ids)
+    checked = []  # (index, request, choices in the organizer's order)
+    for i, req in items:
+        try:
+            check_open(camp, req.now, req.page_loaded_at)
+            checked.append((i, req, check_choices(camp, slugs, req.choices)))
+        except BrandvoteError as exc:
+            outcomes[i] = (False, exc)
+    if not checked:
+        return
+    stored_keys = {key for (key,) in db.conn.execute(
+        "select voter_key from ballots where campaign_id = ? and voter_key in (select value from json_each(?))",
+        [campaign_id, json.dumps(sorted({req.voter_key for _, req, _ in checked}))])}
+    ip_used = _ip_counts(db, campaign_id, camp, checked)
+    ip_added: dict[tuple[str, str], int] = {}
+    new: dict[str, tuple] = {}  # voter key → (index, choices, request) of the ballot stored now
+    twins = []  # (index, index of the same voter's ballot stored now): a double tap within the batch
+    for i, req, ordered in checked:
+        if req.voter_key in stored_keys:
+            existing = ballot_of(db, campaign_id, req.voter_key)
+            outcomes[i] = (True, existing) if sorted(existing["choices"]) == sorted(ordered) else (False, AlreadyVoted())
+            continue
+        if req.voter_key in new:
+            first_index, first_choices, _ = new[req.voter_key]
+            if sorted(first_choices) == sorted(ordered):
+                twins.append((i, first_index))
+            else:
+                outcomes[i] = (False, AlreadyVoted())
+            continue
+        limit = camp["ip_limit"] if camp["ip_limit"] is not None else req.ip_limit
+        counted = (req.ip_key, _hour(req.now)) if req.ip_key and limit else None
+        if counted:
+            used = ip_used.get(counted, 0) + ip_added.get(counted, 0)
+            if used >= limit:
+                retry = 3600 - (req.now.minute * 60 + req.now.second)
+                outcomes[i] = (False, RateLimited(
+                    f"此网络本小时已提交 {limit} 张选票，达到上限。请 {retry // 60 + 1} 分钟后再试。", retry))
+                continue
+        if req.voter_key.startswith("code:") and db.conn.execute(
+                "update voter_codes set used_at = ? where campaign_id = ? and code_hash = ? and used_at is null",
+                [clock.to_db(req.now), campaign_id, req.voter_key[5:]]).rowcount != 1:
+            outcomes[i] = (False, NotOpen("这个投票码无效或已经使用过。"))
+            continue
+        if counted:
+            ip_added[counted] = ip_added.get(counted, 0) + 1
+        new[req.voter_key] = (i, ordered, req)
+    if not new:
+        return
+    if ip_added:
+        db.conn.execute(
+            "insert into ip_counts (campaign_id, ip_key, hour, n)"
+            " select ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')"
+            " from json_each(?) where true"
+            " on conflict (campaign_id, ip_key, hour) do update set n = n + excluded.n",
+            [campaign_id, json.dumps([[ip, hour, n] for (ip, hour), n in ip_added.items()])])
+    ballots = {}  # receipt → (index, voter key, choices, request)
+    for voter_key, (i, ordered, req) in new.items():
+        receipt = new_receipt()
+        while receipt in ballots:  # 60 random bits: never, but a lost ballot must not hinge on it
+            receipt = new_receipt()
+        ballots[receipt] = (i, voter_key, ordered, req)
+    db.conn.execute(
         "insert into ballots (campaign_id, voter_key, receipt, receipt_hash, choice_set, channel, cast_at)"
-        " values (?, ?, ?, ?, ?, ?, ?)",
-        [campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
-         channel, clock.to_db(now)])
-    ballot_id = cursor.lastrowid
-    # One statement, not one per choice: each statement releases and retakes the GIL, and
-    # under load the writer waits for it behind the event loop every time.
-    db.conn.execute("insert into choices (ballot_id, campaign_id, brand_id) select ?, ?, value from json_each(?)",
-                    [ballot_id, campaign_id, json.dumps([ids[s] for s in ordered])])
+        " select ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
+        " json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') from json_each(?)",
+        [campaign_id, json.dumps([
+            [voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
+             req.channel, clock.to_db(req.now)]
+            for receipt, (_, voter_key, ordered, req) in ballots.items()])])
+    (id_map,) = db.conn.execute(
+        "select json_group_object(receipt, id) from ballots"
+        " where campaign_id = ? and receipt in (select value from json_each(?))",
+        [campaign_id, json.dumps(list(ballots))]).fetchone()
+    ballot_ids = json.loads(id_map)
+    db.conn.execute(
+        "insert into choices (ballot_id, campaign_id, brand_id)"
+        " select json_extract(value, '$[0]'), ?, json_extract(value, '$[1]') from json_each(?)",
+        [campaign_id, json.dumps([[ballot_ids[receipt], ids[slug]]
+                                  for receipt, (_, _, ordered, _) in ballots.items() for slug in ordered])])
     if camp["frozen_at"] is None:
-        db.execute("update campaigns set frozen_at = ? where id = ? and frozen_at is null",
-                   [clock.to_db(now), campaign_id])
-    return {"id": ballot_id, "receipt": receipt, "choices": ordered, "cast_at": clock.to_db(now),
-            "channel": channel}
+        db.conn.execute("update campaigns set frozen_at = ? where id = ? and frozen_at is null",
+                        [clock.to_db(min(req.now for _, _, _, req in ballots.values())), campaign_id])
+    for receipt, (i, _, ordered, req) in ballots.items():
+        outcomes[i] = (True, {"id": ballot_ids[receipt], "receipt": receipt, "choices": ordered,
+                              "cast_at": clock.to_db(req.now), "channel": req.channel})
+    for i, first_index in twins:
+        outcomes[i] = outcomes[first_index]
+
+
+def _ip_counts(db: Database, campaign_id: int, camp: dict, checked: list) -> dict[tuple[str, str], int]:
+    """Ballots already counted this hour for each network in the batch, in one read."""
+    keys = {(req.ip_key, _hour(req.now)) for _, req, _ in checked
+            if req.ip_key and (camp["ip_limit"] if camp["ip_limit"] is not None else req.ip_limit)}
+    if not keys:
+        return {}
+    (rows,) = db.conn.execute(
+        "select json_group_array(json_array(ip_key, hour, n)) from ip_counts where campaign_id = ?"
+        " and ip_key in (select value from json_each(?)) and hour in (select value from json_each(?))",
+        [campaign_id, json.dumps(sorted({k for k, _ in keys})), json.dumps(sorted({h for _, h in keys}))]).fetchone()
+    return {(ip, hour): n for ip, hour, n in json.loads(rows)}
 
 
 def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:

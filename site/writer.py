@@ -3,9 +3,11 @@
 Ballots are written here and nowhere else. Writing from Starlette's threadpool makes
 threads fight over SQLite's write lock through its sleeping busy handler (throughput
 halves, p99 goes past a second: shared/research/perf-limits.md §2). Instead one thread
-takes every queued write, runs each in its own SAVEPOINT inside one BEGIN IMMEDIATE,
-commits once, and only then answers each waiting request, so synchronous=FULL costs
-one fsync per batch and every reply still follows its commit. Workers of other
+takes every queued write into one BEGIN IMMEDIATE, commits once, and only then answers
+each waiting request, so synchronous=FULL costs one fsync per batch and every reply still
+follows its commit. Jobs of one kind (ballots) are handed over together, so their rule
+module can store a batch in a few statements; a plain job, or one whose batch failed,
+runs in a SAVEPOINT of its own, so one job's failure undoes only that job. Workers of other
 processes queue on a file lock rather than on the busy handler, and whatever arrives
 while a worker waits for that lock joins its batch.
 """
@@ -45,9 +47,14 @@ class Writer:
 
     async def submit(self, job: Callable):
         """Run job(db) in the write transaction; returns its result after COMMIT."""
+        return await self.submit_together(_run_alone, job)
+
+    async def submit_together(self, run_many: Callable, item):
+        """Queue item for run_many(db, items) -> [(ok, result or error)], which stores the items
+        of one batch in a few set-based statements; returns item's result after COMMIT."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put((job, future, loop))
+        self._queue.put((run_many, item, future, loop))
         return await future
 
     def _run(self) -> None:
@@ -75,7 +82,7 @@ class Writer:
                     fcntl.flock(lock, fcntl.LOCK_UN)
                 self.batches += 1
                 self.jobs += len(batch)
-                for (_, future, loop), outcome in zip(batch, outcomes):
+                for (_, _, future, loop), outcome in zip(batch, outcomes):
                     loop.call_soon_threadsafe(_settle, future, *outcome)
         finally:
             lock.close()
@@ -94,21 +101,12 @@ class Writer:
             batch.append(item)
 
     def _commit(self, db, batch) -> list[tuple[bool, object]]:
-        """One transaction for the batch, each job in its own savepoint; (ok, result or error) per job."""
-        outcomes = []
+        """One transaction for the batch; (ok, result or error) per job, in queue order."""
         try:
             db.execute("BEGIN IMMEDIATE")
-            for job, _, _ in batch:
-                db.conn.execute("SAVEPOINT job")
-                try:
-                    result = job(db)
-                except BaseException as exc:  # the job's own error: undo only this job
-                    db.conn.execute("ROLLBACK TO job")
-                    db.conn.execute("RELEASE job")
-                    outcomes.append((False, exc))
-                else:
-                    db.conn.execute("RELEASE job")
-                    outcomes.append((True, result))
+            outcomes = []
+            for run_many, items in _runs(batch):
+                outcomes += self._run_together(db, run_many, items)
             db.conn.commit()
         except BaseException as exc:  # the commit itself failed: nothing of the batch is stored
             try:
@@ -117,6 +115,51 @@ class Writer:
                 pass
             outcomes = [(False, exc)] * len(batch)
         return outcomes
+
+    def _run_together(self, db, run_many, items) -> list[tuple[bool, object]]:
+        """run_many on all the items in one savepoint; if it raises, each item alone in its own,
+        so a statement failing on one item undoes only that item."""
+        if len(items) > 1:
+            db.conn.execute("SAVEPOINT batch")
+            try:
+                outcomes = run_many(db, items)
+            except BaseException:
+                db.conn.execute("ROLLBACK TO batch")
+                db.conn.execute("RELEASE batch")
+            else:
+                db.conn.execute("RELEASE batch")
+                return outcomes
+        outcomes = []
+        for item in items:
+            db.conn.execute("SAVEPOINT job")
+            try:
+                (outcome,) = run_many(db, [item])
+            except BaseException as exc:
+                outcome = (False, exc)
+            if outcome[0]:
+                db.conn.execute("RELEASE job")
+            else:  # refused or failed: whatever the item wrote goes
+                db.conn.execute("ROLLBACK TO job")
+                db.conn.execute("RELEASE job")
+            outcomes.append(outcome)
+        return outcomes
+
+
+def _run_alone(db, jobs: list[Callable]) -> list[tuple[bool, object]]:
+    """A plain job: run_many for one callable, raising what it raises."""
+    (job,) = jobs
+    return [(True, job(db))]
+
+
+def _runs(batch: list) -> list[tuple[Callable, list]]:
+    """The batch cut into runs of consecutive jobs of one kind, in queue order."""
+    runs: list[tuple[Callable, list]] = []
+    for run_many, item, _, _ in batch:
+        if runs and runs[-1][0] is run_many and run_many is not _run_alone:
+            runs[-1][1].append(item)
+        else:
+            runs.append((run_many, [item]))
+    return runs
 
 
 def _settle(future: asyncio.Future, ok: bool, value) -> None:

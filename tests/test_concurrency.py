@@ -98,3 +98,59 @@ def test_twenty_concurrent_submissions_with_one_voter_code_store_one_ballot(serv
         conn.execute("update campaigns set electorate = 'open' where slug = ?", [SLUG])
         conn.commit()
         conn.close()
+
+
+def test_forty_voters_at_once_each_get_their_own_ballot(server):
+    """Ballots that arrive together are stored by one batch: each voter's receipt must name
+    exactly that voter's choices, and the ballots and choices tables must hold them all."""
+    import html
+    import random
+
+    voters = []
+    for i in range(40):
+        c = httpx2.Client(base_url=server.url, timeout=30)
+        token, slugs = page_and_token(c)
+        picks = random.Random(i).sample(slugs, 1 + i % 10)
+        voters.append((c, token, picks))
+    time.sleep(2.2)
+    before = ballots(server)
+    barrier = threading.Barrier(len(voters))
+    statuses: dict[int, int] = {}
+
+    def vote(i):
+        c, token, picks = voters[i]
+        barrier.wait()
+        statuses[i] = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": picks}).status_code
+
+    threads = [threading.Thread(target=vote, args=(i,)) for i in range(len(voters))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert set(statuses.values()) == {303}
+        assert ballots(server) == before + 40
+        conn = sqlite3.connect(server.db_path)
+        names = dict(conn.execute("select slug, name from brands"))
+        conn.close()
+        with httpx2.Client(base_url=server.url) as fresh:
+            order = page_and_token(fresh)[1]  # the campaign's order, which the receipt keeps
+        receipts = set()
+        for c, _, picks in voters:
+            page = c.get(f"/c/{SLUG}/receipt").text
+            chosen = re.search(r'<ol class="receipt__choices">(.*?)</ol>', page, re.S).group(1)
+            assert [html.unescape(n) for n in re.findall(r"<li>(.*?)</li>", chosen)] == [
+                names[s] for s in order if s in picks]
+            receipts.add(re.search(r'<p class="receipt__code">([^<]+)</p>', page).group(1))
+        assert len(receipts) == 40
+        conn = sqlite3.connect(server.db_path)
+        try:
+            stored = conn.execute("select group_concat(n) from (select count(*) as n from choices c"
+                                  " join ballots b on b.id = c.ballot_id where b.id > (select max(id) - 40 from ballots)"
+                                  " group by b.id order by b.id)").fetchone()[0]
+        finally:
+            conn.close()
+        assert sorted(map(int, stored.split(","))) == sorted(len(p) for _, _, p in voters)
+    finally:
+        for c, _, _ in voters:
+            c.close()

@@ -158,6 +158,89 @@ def test_turnout_has_no_per_candidate_counts(db, camp, candidates):
     assert not any(slug in flat for slug in candidates)
 
 
+# ------------------------------------------------------------ a batch, as the writer stores it
+
+def cast_batch(db, requests):
+    with dbmod.immediate(db):
+        return voting.cast_ballots(db, requests)
+
+
+def req(camp, voter, choices, now=OPENS + timedelta(hours=1), **kw):
+    return voting.BallotRequest(camp["id"], voter, choices, now, **kw)
+
+
+def stored(db) -> dict[str, list[str]]:
+    """voter key → the slugs stored in the choices table for that voter's ballot."""
+    rows = db.execute("select b.voter_key, br.slug from ballots b join choices c on c.ballot_id = b.id"
+                      " join brands br on br.id = c.brand_id order by b.voter_key, br.slug").fetchall()
+    out: dict[str, list[str]] = {}
+    for key, slug in rows:
+        out.setdefault(key, []).append(slug)
+    return out
+
+
+def test_a_batch_answers_each_request_in_order_and_stores_only_the_accepted(db, camp, candidates):
+    cast(db, camp, "device:old", candidates[:2])
+    outcomes = cast_batch(db, [
+        req(camp, "device:a", [candidates[4], candidates[1]]),
+        req(camp, "device:b", candidates[:11]),                       # too many
+        req(camp, "device:c", ["no-such-brand"]),                     # not a candidate
+        req(camp, "device:a", [candidates[1], candidates[4]]),        # double tap in the batch
+        req(camp, "device:d", candidates[:3], now=CLOSES + timedelta(minutes=1)),  # too late
+        req(camp, "device:old", candidates[:2]),                      # double tap of a stored ballot
+        req(camp, "device:old", candidates[:3]),                      # a second, different ballot
+        req(camp, "device:a", candidates[:5]),                        # a second ballot in the batch
+        req(camp, "device:e", candidates[:10], channel="paper"),
+    ])
+    ok = [o[0] for o in outcomes]
+    assert ok == [True, False, False, True, False, True, False, False, True]
+    a, too_many, unknown, a_again, late, old_again, old_other, a_other, e = (o[1] for o in outcomes)
+    assert isinstance(too_many, voting.BallotRejected) and "最多只能选择 10 项" in too_many.message
+    assert isinstance(unknown, voting.BallotRejected)
+    assert isinstance(late, voting.NotOpen)
+    assert isinstance(old_other, voting.AlreadyVoted) and isinstance(a_other, voting.AlreadyVoted)
+    assert a_again["receipt"] == a["receipt"] and a["choices"] == [candidates[1], candidates[4]]
+    assert old_again["receipt"] == voting.ballot_of(db, camp["id"], "device:old")["receipt"]
+    assert e["channel"] == "paper" and e["choices"] == candidates[:10]
+    assert ballots(db) == 3
+    assert stored(db) == {"device:old": sorted(candidates[:2]), "device:a": sorted([candidates[1], candidates[4]]),
+                          "device:e": sorted(candidates[:10])}
+    for voter, ballot in (("device:a", a), ("device:e", e)):  # the id and receipt answered are the stored ones
+        assert voting.ballot_of(db, camp["id"], voter)["id"] == ballot["id"]
+        assert voting.ballot_of(db, camp["id"], voter)["receipt"] == ballot["receipt"]
+
+
+def test_a_batch_counts_each_network_ballot_by_ballot(db, camp, candidates):
+    cast(db, camp, "device:0", candidates[:1], ip_key="ip1", ip_limit=3)
+    outcomes = cast_batch(db, [req(camp, f"device:{i}", candidates[:1], ip_key="ip1", ip_limit=3) for i in (1, 2, 3)]
+                          + [req(camp, "device:9", candidates[:1], ip_key="ip2", ip_limit=3)])
+    assert [o[0] for o in outcomes] == [True, True, False, True]
+    assert isinstance(outcomes[2][1], voting.RateLimited)
+    assert dict(db.execute("select ip_key, n from ip_counts").fetchall()) == {"ip1": 3, "ip2": 1}
+    assert ballots(db) == 4
+
+
+def test_a_batch_of_code_ballots_claims_each_code_once(db, code_camp, candidates):
+    codes = voting.create_codes(db, code_camp["id"], 2, NOW)
+    keys = ["code:" + voting.hash_code(c) for c in codes]
+    outcomes = cast_batch(db, [
+        req(code_camp, keys[0], candidates[:2]),
+        req(code_camp, "code:" + voting.hash_code("B" * 32), candidates[:2]),  # no such code
+        req(code_camp, keys[1], candidates[:3]),
+        req(code_camp, keys[0], candidates[:4]),  # the same code, other choices
+    ])
+    assert [o[0] for o in outcomes] == [True, False, True, False]
+    assert isinstance(outcomes[1][1], voting.NotOpen) and isinstance(outcomes[3][1], voting.AlreadyVoted)
+    assert db.execute("select count(*) from voter_codes where used_at is not null").fetchone()[0] == 2
+    assert stored(db) == {keys[0]: sorted(candidates[:2]), keys[1]: sorted(candidates[:3])}
+
+
+def test_a_batch_for_an_unknown_campaign_stores_nothing(db, camp, candidates):
+    outcomes = cast_batch(db, [voting.BallotRequest(9999, "device:a", candidates[:1], NOW)])
+    assert not outcomes[0][0] and isinstance(outcomes[0][1], voting.NotFound)
+    assert ballots(db) == 0
+
+
 # ------------------------------------------------------------ voter codes
 
 @pytest.fixture

@@ -249,13 +249,10 @@ async def submit(request: Request):
                                                        request.headers.get("x-forwarded-for"),
                                                        settings.trusted_proxies))
 
-    def job(db):
-        return voting.cast_ballot(
-            db, camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
-            ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
-
+    ballot = voting.BallotRequest(camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
+                                  ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
     try:
-        await request.state.writer.submit(job)
+        await request.state.writer.submit_together(voting.cast_ballots, ballot)
     except voting.AlreadyVoted as exc:
         message = exc.message  # `exc` is unbound once the except block ends
 
