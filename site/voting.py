@@ -402,15 +402,32 @@ def _cast_for_campaign(db: Database, campaign_id: int, items: list[tuple[int, Ba
             checked.append((i, req, check_choices(camp, slugs, req.choices)))
         except BrandvoteError as exc:
             outcomes[i] = (False, exc)
+    new, twins, ip_added = _admit(db, camp, checked, outcomes)
+    if new:
+        _store(db, camp, ids, new, ip_added, outcomes)
+    for i, first_index in twins:  # a double tap within the batch gets the ballot just stored
+        outcomes[i] = outcomes[first_index]
+
+
+def _ip_limit(camp: dict, req: BallotRequest) -> int:
+    return camp["ip_limit"] if camp["ip_limit"] is not None else req.ip_limit
+
+
+def _admit(db: Database, camp: dict, checked: list, outcomes: list) -> tuple[dict, list, dict]:
+    """One ballot per voter, per code, and at most the limit per network and hour, decided
+    request by request in queue order against what is stored and what the batch adds.
+    Returns the ballots to store (voter key → (index, choices, request)), the double taps
+    within the batch (index, index of the first), and the networks' added counts."""
     if not checked:
-        return
+        return {}, [], {}
+    campaign_id = camp["id"]
     stored_keys = {key for (key,) in db.conn.execute(
         "select voter_key from ballots where campaign_id = ? and voter_key in (select value from json_each(?))",
         [campaign_id, json.dumps(sorted({req.voter_key for _, req, _ in checked}))])}
-    ip_used = _ip_counts(db, campaign_id, camp, checked)
+    ip_used = _ip_counts(db, camp, checked)
     ip_added: dict[tuple[str, str], int] = {}
-    new: dict[str, tuple] = {}  # voter key → (index, choices, request) of the ballot stored now
-    twins = []  # (index, index of the same voter's ballot stored now): a double tap within the batch
+    new: dict[str, tuple] = {}
+    twins = []
     for i, req, ordered in checked:
         if req.voter_key in stored_keys:
             existing = ballot_of(db, campaign_id, req.voter_key)
@@ -423,25 +440,39 @@ def _cast_for_campaign(db: Database, campaign_id: int, items: list[tuple[int, Ba
             else:
                 outcomes[i] = (False, AlreadyVoted())
             continue
-        limit = camp["ip_limit"] if camp["ip_limit"] is not None else req.ip_limit
-        counted = (req.ip_key, _hour(req.now)) if req.ip_key and limit else None
-        if counted:
-            used = ip_used.get(counted, 0) + ip_added.get(counted, 0)
-            if used >= limit:
-                retry = 3600 - (req.now.minute * 60 + req.now.second)
-                outcomes[i] = (False, RateLimited(
-                    f"此网络本小时已提交 {limit} 张选票，达到上限。请 {retry // 60 + 1} 分钟后再试。", retry))
-                continue
+        limit = _ip_limit(camp, req)
+        network = (req.ip_key, _hour(req.now)) if req.ip_key and limit else None
+        if network and ip_used.get(network, 0) + ip_added.get(network, 0) >= limit:
+            retry = 3600 - (req.now.minute * 60 + req.now.second)
+            outcomes[i] = (False, RateLimited(
+                f"此网络本小时已提交 {limit} 张选票，达到上限。请 {retry // 60 + 1} 分钟后再试。", retry))
+            continue
         if req.voter_key.startswith("code:") and db.conn.execute(
                 "update voter_codes set used_at = ? where campaign_id = ? and code_hash = ? and used_at is null",
                 [clock.to_db(req.now), campaign_id, req.voter_key[5:]]).rowcount != 1:
             outcomes[i] = (False, NotOpen("这个投票码无效或已经使用过。"))
             continue
-        if counted:
-            ip_added[counted] = ip_added.get(counted, 0) + 1
+        if network:
+            ip_added[network] = ip_added.get(network, 0) + 1
         new[req.voter_key] = (i, ordered, req)
-    if not new:
-        return
+    return new, twins, ip_added
+
+
+def _ip_counts(db: Database, camp: dict, checked: list) -> dict[tuple[str, str], int]:
+    """Ballots already counted this hour for each network in the batch, in one read."""
+    keys = {(req.ip_key, _hour(req.now)) for _, req, _ in checked if req.ip_key and _ip_limit(camp, req)}
+    if not keys:
+        return {}
+    (rows,) = db.conn.execute(
+        "select json_group_array(json_array(ip_key, hour, n)) from ip_counts where campaign_id = ?"
+        " and ip_key in (select value from json_each(?)) and hour in (select value from json_each(?))",
+        [camp["id"], json.dumps(sorted({k for k, _ in keys})), json.dumps(sorted({h for _, h in keys}))]).fetchone()
+    return {(ip, hour): n for ip, hour, n in json.loads(rows)}
+
+
+def _store(db: Database, camp: dict, ids: dict[str, int], new: dict, ip_added: dict, outcomes: list) -> None:
+    """The admitted ballots, their choices and the networks' counts, a statement each."""
+    campaign_id = camp["id"]
     if ip_added:
         db.conn.execute(
             "insert into ip_counts (campaign_id, ip_key, hour, n)"
@@ -479,21 +510,6 @@ def _cast_for_campaign(db: Database, campaign_id: int, items: list[tuple[int, Ba
     for receipt, (i, _, ordered, req) in ballots.items():
         outcomes[i] = (True, {"id": ballot_ids[receipt], "receipt": receipt, "choices": ordered,
                               "cast_at": clock.to_db(req.now), "channel": req.channel})
-    for i, first_index in twins:
-        outcomes[i] = outcomes[first_index]
-
-
-def _ip_counts(db: Database, campaign_id: int, camp: dict, checked: list) -> dict[tuple[str, str], int]:
-    """Ballots already counted this hour for each network in the batch, in one read."""
-    keys = {(req.ip_key, _hour(req.now)) for _, req, _ in checked
-            if req.ip_key and (camp["ip_limit"] if camp["ip_limit"] is not None else req.ip_limit)}
-    if not keys:
-        return {}
-    (rows,) = db.conn.execute(
-        "select json_group_array(json_array(ip_key, hour, n)) from ip_counts where campaign_id = ?"
-        " and ip_key in (select value from json_each(?)) and hour in (select value from json_each(?))",
-        [campaign_id, json.dumps(sorted({k for k, _ in keys})), json.dumps(sorted({h for _, h in keys}))]).fetchone()
-    return {(ip, hour): n for ip, hour, n in json.loads(rows)}
 
 
 def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
