@@ -486,23 +486,25 @@ def _store(db: Database, camp: dict, ids: dict[str, int], new: dict, ip_added: d
         while receipt in ballots:  # 60 random bits: never, but a lost ballot must not hinge on it
             receipt = new_receipt()
         ballots[receipt] = (i, voter_key, ordered, req)
-    db.conn.execute(
+    # Row by row: a multi-row INSERT (SELECT from json_each, or a long VALUES list) into this
+    # table and its three random-key indexes cost twice as much per ballot (in-process, 100k
+    # ballots: ~60 against ~30 µs), and a batch is ~20 ballots, so ~20 GIL handoffs.
+    db.conn.executemany(
         "insert into ballots (campaign_id, voter_key, receipt, receipt_hash, choice_set, channel, cast_at)"
-        " select ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
-        " json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') from json_each(?)",
-        [campaign_id, json.dumps([
-            [voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
-             req.channel, clock.to_db(req.now)]
-            for receipt, (_, voter_key, ordered, req) in ballots.items()])])
+        " values (?, ?, ?, ?, ?, ?, ?)",
+        [[campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
+          req.channel, clock.to_db(req.now)] for receipt, (_, voter_key, ordered, req) in ballots.items()])
     (id_map,) = db.conn.execute(
         "select json_group_object(receipt, id) from ballots"
         " where campaign_id = ? and receipt in (select value from json_each(?))",
         [campaign_id, json.dumps(list(ballots))]).fetchone()
     ballot_ids = json.loads(id_map)
+    # One statement for the ~200 choices of a batch, each packed as ballot_id << 32 | brand_id:
+    # one JSON integer per row instead of a pair read back by json_extract (~25% less).
     db.conn.execute(
-        "insert into choices (ballot_id, campaign_id, brand_id)"
-        " select json_extract(value, '$[0]'), ?, json_extract(value, '$[1]') from json_each(?)",
-        [campaign_id, json.dumps([[ballot_ids[receipt], ids[slug]]
+        "insert into choices (ballot_id, campaign_id, brand_id) select value >> 32, ?, value & 4294967295"
+        " from json_each(?)",
+        [campaign_id, json.dumps([ballot_ids[receipt] << 32 | ids[slug]
                                   for receipt, (_, _, ordered, _) in ballots.items() for slug in ordered])])
     if camp["frozen_at"] is None:
         db.conn.execute("update campaigns set frozen_at = ? where id = ? and frozen_at is null",
