@@ -60,6 +60,7 @@ bench: $(TEST_STAMP)
 	@[ -x bench/.venv-datasette/bin/datasette ] || { $(PYTHON) -m venv bench/.venv-datasette && bench/.venv-datasette/bin/pip install -q datasette; }
 	$(PY) bench/run.py
 	$(PY) bench/ballot_growth.py
+	$(PY) bench/writer_cost.py
 	$(PY) bench/tally_1m.py
 
 # wapiti against a demo on a free loopback port, in its own venv; not part of `make test`.
