@@ -75,14 +75,22 @@ class CompactJSON:
         return cls._encoder.encode(obj)
 
 
-class OneShotHMAC(HMACAlgorithm):
-    """HMAC-SHA1 like itsdangerous' default, through hmac.digest's one-shot C path."""
+class KeyedHMAC(HMACAlgorithm):
+    """HMAC-SHA1 like itsdangerous' default, from a keyed state made once per key and copied
+    per token. hmac.digest's one-shot path drops the GIL for its ~2 µs, and on a worker whose
+    writer thread is busy it then waited ~20 µs to get it back (profile_ballot, twice a ballot)."""
 
     def __init__(self):
         super().__init__(hashlib.sha1)
+        self._keyed: dict[bytes, hmac.HMAC] = {}
 
     def get_signature(self, key: bytes, value: bytes) -> bytes:
-        return hmac.digest(key, value, "sha1")
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            keyed = self._keyed[key] = hmac.new(key, digestmod=hashlib.sha1)
+        mac = keyed.copy()
+        mac.update(value)
+        return mac.digest()
 
 
 class KeyedSigner(ItsSigner):
@@ -114,7 +122,7 @@ class SmallTokenSerializer(URLSafeSerializer):
 
     def __init__(self, secret: str, salt: str):
         super().__init__(secret, salt=salt, serializer=CompactJSON, signer=KeyedSigner,
-                         signer_kwargs={"digest_method": hashlib.sha1, "algorithm": OneShotHMAC()})
+                         signer_kwargs={"digest_method": hashlib.sha1, "algorithm": KeyedHMAC()})
         self._signer = super().make_signer()
 
     def make_signer(self, salt=None):
@@ -136,6 +144,7 @@ class Tokens:
         self._device = SmallTokenSerializer(secret, salt="brandvote.device")
         self._csrf = SmallTokenSerializer(secret, salt="brandvote.csrf")
         self._code = SmallTokenSerializer(secret, salt="brandvote.voter-code")
+        self._keyed_sha256 = hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
     def _load(self, serializer, token: str | None):
         if not token or len(token) > 512:
@@ -187,11 +196,16 @@ class Tokens:
 
     def voter_key(self, kind: str, value: str) -> str:
         """What the ballot row stores: an HMAC, never the raw device id or code."""
-        digest = hmac.new(self.secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-        return f"{kind}:{digest}" if kind != "code" else f"code:{value}"
+        return f"{kind}:{self._hmac_hex(f'{kind}:{value}')}" if kind != "code" else f"code:{value}"
 
     def ip_key(self, ip: str) -> str:
-        return hmac.new(self.secret.encode(), f"ip:{ip}".encode(), hashlib.sha256).hexdigest()[:32]
+        return self._hmac_hex(f"ip:{ip}")[:32]
+
+    def _hmac_hex(self, text: str) -> str:
+        """HMAC-SHA256 under the secret, from a keyed state copied per call (see KeyedHMAC)."""
+        mac = self._keyed_sha256.copy()
+        mac.update(text.encode())
+        return mac.hexdigest()
 
 
 def same_secret(given, expected) -> bool:

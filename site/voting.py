@@ -314,6 +314,13 @@ def check_open(campaign: dict, now: datetime, page_loaded_at: datetime | None = 
     raise NotOpen(messages[state])
 
 
+def check_electorate(campaign: dict, voter_key: str) -> None:
+    """A campaign for code holders takes only code ballots, checked again under the write lock:
+    the handler chose the voter's kind from a campaign row read before it."""
+    if campaign["electorate"] == "codes" and not voter_key.startswith("code:"):
+        raise NotOpen("本评选需凭投票码参加，请扫描您收到的投票码。")
+
+
 def check_choices(campaign: dict, candidate_slugs: list[str], choices: list[str]) -> list[str]:
     """The ballot rules, whatever the client sends: count, distinct, candidates of this campaign."""
     lo, hi = campaign["min_choices"], campaign["max_choices"]
@@ -399,6 +406,7 @@ def _cast_for_campaign(db: Database, campaign_id: int, items: list[tuple[int, Ba
     for i, req in items:
         try:
             check_open(camp, req.now, req.page_loaded_at)
+            check_electorate(camp, req.voter_key)
             checked.append((i, req, check_choices(camp, slugs, req.choices)))
         except BrandvoteError as exc:
             outcomes[i] = (False, exc)

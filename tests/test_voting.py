@@ -1,5 +1,7 @@
 """Voting rules as plain functions: windows, choices, one ballot per voter, codes."""
 
+import hashlib
+import hmac
 import sqlite3
 from datetime import timedelta
 
@@ -275,6 +277,15 @@ def test_an_unknown_code_cannot_vote(db, code_camp, candidates):
     assert ballots(db) == 0
 
 
+def test_a_code_campaign_refuses_a_device_ballot(db, code_camp, candidates):
+    """The handler picks the voter's kind from a campaign row it read earlier; if the organizer
+    switched the campaign to codes meanwhile, the writer still refuses a device ballot."""
+    with pytest.raises(voting.NotOpen) as err:
+        cast(db, code_camp, "device:a", candidates[:2])
+    assert "投票码" in err.value.message
+    assert ballots(db) == 0
+
+
 def test_codes_only_for_a_closed_electorate(db, camp):
     with pytest.raises(voting.BrandvoteError):
         voting.create_codes(db, camp["id"], 1, NOW)
@@ -330,6 +341,17 @@ def test_voter_key_is_an_hmac_not_the_device_id():
     key = tokens.voter_key("device", "raw-device-id")
     assert "raw-device-id" not in key and key == tokens.voter_key("device", "raw-device-id")
     assert key != Tokens("t").voter_key("device", "raw-device-id")
+
+
+def test_voter_and_network_keys_keep_their_stored_form():
+    """Stored ballots and counts hold these keys: if their form changed, a device that voted
+    before an upgrade could vote again after it."""
+    tokens = Tokens("s")
+    for _ in range(2):  # the keyed state is copied, never worn out by a call
+        assert tokens.voter_key("device", "d1") == "device:" + hmac.new(b"s", b"device:d1", hashlib.sha256).hexdigest()
+        assert tokens.ip_key("203.0.113.9") == hmac.new(b"s", b"ip:203.0.113.9", hashlib.sha256).hexdigest()[:32]
+    assert tokens.voter_key("device", "d2") != tokens.voter_key("device", "d1")
+    assert tokens.voter_key("code", "abc") == "code:abc"
 
 
 @pytest.mark.parametrize("peer, xff, trusted, expected", [
