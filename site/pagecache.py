@@ -9,6 +9,7 @@ Only anonymous 200 responses that allow caching are kept; a gzip copy is made on
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 import hashlib
@@ -82,6 +83,10 @@ class PageCache:
         self._states: tuple = ()
         self._states_until = None
         self.max_entries = max_entries
+        # page key → a future the requests for it wait on while one of them renders it: after
+        # an edit or the announcement, a crowd on a cold page costs one render, not one per
+        # threadpool thread. Touched only on the event loop's thread.
+        self.rendering: dict = {}
         self.hits = self.misses = 0
 
     def close(self) -> None:
@@ -204,8 +209,18 @@ def cached_page(endpoint):
             return await run_in_threadpool(endpoint, request)
         key = cache.key(request)
         entry = cache.get(key)
+        if entry is None and key in cache.rendering:  # another request renders this page now
+            await asyncio.shield(cache.rendering[key])  # a waiter that goes away cancels only itself
+            entry = cache.get(key)
         if entry is None:
-            response = await run_in_threadpool(endpoint, request)
+            leads = key not in cache.rendering
+            if leads:
+                cache.rendering[key] = asyncio.get_running_loop().create_future()
+            try:
+                response = await run_in_threadpool(endpoint, request)
+            finally:
+                if leads:
+                    cache.rendering.pop(key).set_result(None)
             if (response.status_code != 200 or "no-store" in response.headers.get("cache-control", "")
                     or "set-cookie" in response.headers):
                 return response

@@ -61,6 +61,34 @@ def test_a_failing_cache_lookup_falls_through_to_the_app(seeded_settings, clock,
     assert "content-security-policy" in r.headers
 
 
+def test_a_crowd_on_a_cold_page_costs_one_render(client, monkeypatch):
+    """After an edit or the announcement every cached page is cold at once; the requests that
+    arrive while one renders wait for it instead of each rendering the same page."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from brandvote import catalog as catalog_rules
+
+    renders, search = [], catalog_rules.search_brands
+    started = threading.Event()
+
+    def slow_search(*args, **kwargs):
+        renders.append(1)
+        started.set()
+        time.sleep(0.3)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(catalog_rules, "search_brands", slow_search)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(client.get, "/brands")
+        started.wait(5)
+        crowd = [pool.submit(client.get, "/brands") for _ in range(7)]
+        pages = [first.result()] + [f.result() for f in crowd]
+    assert len(renders) == 1
+    assert {p.status_code for p in pages} == {200} and len({p.text for p in pages}) == 1
+
+
 def test_an_edit_is_visible_at_once(client, db, bundled):
     slug = bundled["brands"][0]["slug"]
     assert "新写的摘要" not in client.get(f"/brands/{slug}").text
