@@ -131,13 +131,18 @@ class PageCache:
 
     def fragments(self, key, build) -> Fragments:
         """A page rendered once around a per-visitor placeholder; build() -> (before, after)."""
+        return self.kept(("fragments", key), lambda: Fragments(*build()))
+
+    def kept(self, key, build):
+        """What build() returns, made once per key (a key holds the data version and the
+        campaign states, so an edit or a new state makes it anew)."""
         with self._lock:
-            parts = self._entries.get(("fragments", key))
-        if parts is None:
-            parts = Fragments(*build())
+            value = self._entries.get(key)
+        if value is None:
+            value = build()
             with self._lock:
-                self._entries[("fragments", key)] = parts
-        return parts
+                self._entries[key] = value
+        return value
 
     def get(self, key) -> Entry | None:
         with self._lock:

@@ -522,6 +522,17 @@ def _store(db: Database, camp: dict, ids: dict[str, int], new: dict, ip_added: d
                               "cast_at": clock.to_db(req.now), "channel": req.channel})
 
 
+def receipt_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
+    """The voter's ballot as the receipt shows it, from its row alone: choice_set holds its
+    sorted slugs, written with its choices in one transaction. One indexed read, made on the
+    event loop for every receipt a voter opens."""
+    row = first(db, "select id, receipt, cast_at, channel, choice_set from ballots"
+                    " where campaign_id = ? and voter_key = ?", [campaign_id, voter_key])
+    if row is not None:
+        row["choice_set"] = set(row["choice_set"].split(";"))
+    return row
+
+
 def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
     row = first(db, "select id, receipt, cast_at, channel from ballots where campaign_id = ? and voter_key = ?",
                 [campaign_id, voter_key])

@@ -233,3 +233,45 @@ def test_the_crowd_gets_the_ballot_assembled_and_everyone_else_the_rendered_page
         c.cookies.clear()
         closed = c.get(f"/c/{SLUG}")
         assert "投票已于" in closed.text and len(rendered) == 2
+
+
+def test_each_voter_gets_the_receipt_assembled_as_the_router_would_render_it(seeded_settings, clock, db, monkeypatch):
+    """The receipt every voter opens after the 303 is answered in front: the page around the
+    voter's part is rendered once per campaign state, the part per voter. It must be the very
+    page the router renders (asked with a query, which goes the plain way), gzipped or not."""
+    from brandvote.routes import vote
+
+    open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
+    full_renders = []
+    render_receipt = vote.render_receipt
+    monkeypatch.setattr(vote, "render_receipt", lambda *a, **k: full_renders.append(1) or render_receipt(*a, **k))
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        pages = []
+        for i in range(3):
+            c.cookies.clear()
+            form = c.get(f"/c/{SLUG}")
+            candidates = re.findall(r'name="choice" value="([^"]+)"', form.text)
+            clock.advance(seconds=5)
+            picks = [candidates[i], candidates[9 - i], candidates[12]]
+            voted = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": csrf_from(form.text), "choice": picks},
+                           follow_redirects=False)
+            assert voted.status_code == 303
+            assembled = c.get(f"/c/{SLUG}/receipt", headers={"accept-encoding": "gzip"})
+            assert full_renders == [] and assembled.headers["content-encoding"] == "gzip"
+            plain = c.get(f"/c/{SLUG}/receipt", headers={"accept-encoding": "identity"})
+            rendered = c.get(f"/c/{SLUG}/receipt?from=test", headers={"accept-encoding": "identity"})
+            assert len(full_renders) == 1 and full_renders.pop()
+            assert assembled.text == plain.text == rendered.text
+            for name in ("cache-control", "content-security-policy", "x-content-type-options"):
+                assert plain.headers[name] == rendered.headers[name]
+            assert plain.headers["cache-control"] == "no-store"
+            names = dict(db.execute("select slug, name from brands"))
+            listed = re.findall(r"<li>(.*?)</li>", plain.text.split('class="receipt__choices"')[1].split("</ol>")[0])
+            assert listed == [names[s] for s in candidates if s in picks]
+            pages.append(plain.text)
+        assert len(set(pages)) == 3  # each voter's own code and choices
+        db.execute("update campaigns set title = '改过的评选标题' where slug = ?", [SLUG])
+        db.conn.commit()
+        assert "改过的评选标题" in c.get(f"/c/{SLUG}/receipt").text  # an edit is seen at once
+        c.cookies.clear()
+        assert c.get(f"/c/{SLUG}/receipt", follow_redirects=False).status_code == 303  # no ballot: to the form

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from .. import voting
 from ..errors import NotFound
+from ..pagecache import Fragments
 from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_ip, cross_site
 
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -118,6 +119,43 @@ def render_receipt(request: Request, camp: dict, ballot: dict, *, message=None, 
     }, status_code=status_code, headers=NO_STORE)
 
 
+RECEIPT_SLOT = "__BRANDVOTE_RECEIPT__"
+
+
+def crowd_receipt_page(request: Request) -> Response | None:
+    """The receipt each voter's phone opens right after the 303, answered by CacheFront like
+    the crowd's ballot page: the page around the voter's own part is rendered once per
+    campaign state, and only that part (code, time, choices) per voter, from the ballot's
+    row alone. None for anything else (a receipt lookup, no ballot, a draft): the router
+    answers it, with the same page."""
+    if request.scope["query_string"]:  # ?code=… is the public receipt lookup
+        return None
+    cache = request.state.page_cache
+    key = cache.key(request)
+    camp = cache.campaign(request.path_params["slug"])
+    if camp is None or voting.status(camp, request.state.now()) == "draft":
+        return None
+    voter = Voter(request, camp)
+    ballot = voting.receipt_of(cache.read_db(), camp["id"], voter.key) if voter.key else None
+    if ballot is None:
+        return None
+    templates = request.state.templates
+
+    def build():
+        html = templates.get_template("vote/receipt.html").render(
+            {"request": request, "campaign": camp, "message": None, "receipt_slot": RECEIPT_SLOT})
+        before, after = html.split(RECEIPT_SLOT)
+        return Fragments(before.encode(), after.encode()), voting.candidate_names(cache.read_db(), camp["id"])
+
+    page, names = cache.kept(("receipt", camp["id"]) + key[2:], build)
+    chosen = [{"slug": slug, "name": name} for slug, name in names.items() if slug in ballot["choice_set"]]
+    slot = templates.get_template("_partials/receipt.html").render(
+        {"request": request, "campaign": camp, "ballot": ballot, "chosen": chosen}).encode()
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(page.gzipped(slot), media_type="text/html", headers=CROWD_GZIPPED)
+    return Response(page.body(slot), media_type="text/html", headers=CROWD_PLAIN)
+
+
 def ballot_page_rendered(request: Request):
     camp = _public_campaign(request)
     voter = Voter(request, camp)
@@ -152,7 +190,7 @@ def crowd_ballot_page(request: Request) -> Response | None:
     if camp is None or voting.status(camp, now) != "open" or camp["electorate"] != "open":
         return None
     voter = Voter(request, camp)
-    if voter.new_device_cookie is None and voting.ballot_of(cache.read_db(), camp["id"], voter.key):
+    if voter.new_device_cookie is None and voting.receipt_of(cache.read_db(), camp["id"], voter.key):
         return None  # the receipt
 
     def build() -> tuple[bytes, bytes]:
@@ -169,7 +207,7 @@ def crowd_ballot_page(request: Request) -> Response | None:
     return voter.attach(response, request)
 
 
-FRONT_PAGES = [("/c/{slug}", crowd_ballot_page)]
+FRONT_PAGES = [("/c/{slug}", crowd_ballot_page), ("/c/{slug}/receipt", crowd_receipt_page)]
 
 
 async def ballot_form(request: Request) -> FormData:
