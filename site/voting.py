@@ -534,10 +534,11 @@ def receipt_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
 
 
 def ballot_of(db: Database, campaign_id: int, voter_key: str) -> dict | None:
-    row = first(db, "select id, receipt, cast_at, channel from ballots where campaign_id = ? and voter_key = ?",
-                [campaign_id, voter_key])
+    """The voter's ballot with its choices read from the choices table, in the organizer's order."""
+    row = receipt_of(db, campaign_id, voter_key)
     if row is None:
         return None
+    del row["choice_set"]
     row["choices"] = [r["slug"] for r in db.query(
         "select b.slug from choices c join brands b on b.id = c.brand_id"
         " join candidates k on k.brand_id = c.brand_id and k.campaign_id = c.campaign_id"

@@ -136,7 +136,9 @@ def crowd_receipt_page(request: Request) -> Response | None:
     if camp is None or voting.status(camp, request.state.now()) == "draft":
         return None
     voter = Voter(request, camp)
-    ballot = voting.receipt_of(cache.read_db(), camp["id"], voter.key) if voter.key else None
+    if voter.key is None or voter.new_device_cookie:  # no cookie yet, so no ballot: the router redirects
+        return None
+    ballot = voting.receipt_of(cache.read_db(), camp["id"], voter.key)
     if ballot is None:
         return None
     templates = request.state.templates
@@ -144,13 +146,23 @@ def crowd_receipt_page(request: Request) -> Response | None:
     def build():
         html = templates.get_template("vote/receipt.html").render(
             {"request": request, "campaign": camp, "message": None, "receipt_slot": RECEIPT_SLOT})
-        before, after = html.split(RECEIPT_SLOT)
-        return Fragments(before.encode(), after.encode()), voting.candidate_names(cache.read_db(), camp["id"])
+        return Fragments(*split_at(html, RECEIPT_SLOT)), voting.candidate_names(cache.read_db(), camp["id"])
 
     page, names = cache.kept(("receipt", camp["id"]) + key[2:], build)
     chosen = [{"slug": slug, "name": name} for slug, name in names.items() if slug in ballot["choice_set"]]
     slot = templates.get_template("_partials/receipt.html").render(
-        {"request": request, "campaign": camp, "ballot": ballot, "chosen": chosen}).encode()
+        {"request": request, "campaign": camp, "ballot": ballot, "chosen": chosen})
+    return spliced(request, page, slot.encode())
+
+
+def split_at(html: str, slot: str) -> tuple[bytes, bytes]:
+    """A page rendered around a placeholder, as the two parts Fragments keeps."""
+    before, after = html.split(slot)
+    return before.encode(), after.encode()
+
+
+def spliced(request: Request, page: Fragments, slot: bytes) -> Response:
+    """The page with the visitor's part in its slot, gzipped for clients that ask."""
     if "gzip" in request.headers.get("accept-encoding", ""):
         return Response(page.gzipped(slot), media_type="text/html", headers=CROWD_GZIPPED)
     return Response(page.body(slot), media_type="text/html", headers=CROWD_PLAIN)
@@ -193,18 +205,10 @@ def crowd_ballot_page(request: Request) -> Response | None:
     if voter.new_device_cookie is None and voting.receipt_of(cache.read_db(), camp["id"], voter.key):
         return None  # the receipt
 
-    def build() -> tuple[bytes, bytes]:
-        html = render_ballot_html(request, camp, TOKEN_SLOT)
-        before, after = html.split(TOKEN_SLOT)
-        return before.encode(), after.encode()
-
-    page = cache.fragments((camp["id"],) + key[2:], build)
-    token = request.state.tokens.csrf(voter.key, camp["id"], now, channel_of(request)).encode()
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        response = Response(page.gzipped(token), media_type="text/html", headers=CROWD_GZIPPED)
-    else:
-        response = Response(page.body(token), media_type="text/html", headers=CROWD_PLAIN)
-    return voter.attach(response, request)
+    page = cache.fragments((camp["id"],) + key[2:],
+                           lambda: split_at(render_ballot_html(request, camp, TOKEN_SLOT), TOKEN_SLOT))
+    token = request.state.tokens.csrf(voter.key, camp["id"], now, channel_of(request))
+    return voter.attach(spliced(request, page, token.encode()), request)
 
 
 FRONT_PAGES = [("/c/{slug}", crowd_ballot_page), ("/c/{slug}/receipt", crowd_receipt_page)]
