@@ -6,10 +6,12 @@ replayed as a CSRF token or a receipt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -237,28 +239,65 @@ def cross_site(headers, base_url: str) -> bool:
     return origin.rstrip("/") not in own
 
 
-def client_ip(peer: str | None, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
-    """The peer address, unless the peer is a configured proxy: then the nearest address
-    in X-Forwarded-For that is not itself a trusted proxy (a client can prepend anything)."""
+def client_address(scope: Scope, trusted_proxies: tuple[str, ...]) -> str:
+    """client_ip of an ASGI request: its TCP peer and every X-Forwarded-For line it holds.
+    The one way handlers get the address, so the ballot limit and the sign-in throttle
+    cannot read a different one (or only the first line)."""
+    client = scope.get("client")
+    return client_ip(client[0] if client else None, Headers(scope=scope).getlist("x-forwarded-for"),
+                     trusted_proxies)
+
+
+def client_ip(peer: str | None, forwarded_for, trusted_proxies: tuple[str, ...]) -> str:
+    """The peer address, unless the peer is a trusted proxy: then the right-most
+    X-Forwarded-For address that is not itself a trusted proxy.
+
+    `forwarded_for` is every header line in order (or one line). All lines count: a proxy
+    may add its own line rather than extend the client's, and a client can send any lines
+    it likes ahead of it, so only what is right of the client is believed. If the entry
+    where the client should be is not an address (junk, "unknown"), the request counts
+    as the peer's: a client never gets to pick an address of its own.
+    """
     peer = peer or "unknown"
-    networks = [ipaddress.ip_network(p) for p in trusted_proxies]
-
-    def trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in networks)
-
-    if not networks or not trusted(peer) or not forwarded_for:
+    networks = _networks(tuple(trusted_proxies))
+    peer_ip = _address(peer)
+    if not networks or not forwarded_for or peer_ip is None or not _within(peer_ip, networks):
         return peer
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not trusted(hop):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
+    lines = [forwarded_for] if isinstance(forwarded_for, str) else forwarded_for
+    for hop in reversed([hop for line in lines for hop in line.split(",") if hop.strip()]):
+        ip = _address(hop)
+        if ip is None:
+            return peer
+        if not _within(ip, networks):
+            return str(ip)
     return peer
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(trusted_proxies: tuple[str, ...]) -> tuple:
+    """Trusted proxies as networks, parsed once: single addresses or CIDR (host bits allowed)."""
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies)
+
+
+def _within(ip, networks) -> bool:
+    return any(ip in net for net in networks)
+
+
+_WITH_PORT = re.compile(r"\[([^\]]+)\](?::\d{1,5})?|(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")
+
+
+def _address(entry: str):
+    """One X-Forwarded-For entry as an address (IPv4-mapped IPv6 as IPv4), or None.
+    Some proxies add the port: 203.0.113.7:4711, [2001:db8::1]:443."""
+    entry = entry.strip()
+    match = _WITH_PORT.fullmatch(entry)
+    if match:
+        entry = match.group(1) or match.group(2)
+    try:
+        ip = ipaddress.ip_address(entry)
+    except ValueError:
+        return None
+    return getattr(ip, "ipv4_mapped", None) or ip
 
 
 # ---------------------------------------------------------------- passwords

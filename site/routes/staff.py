@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from .. import accounts
 from ..errors import BrandvoteError
-from ..security import client_ip, cross_site, same_secret
+from ..security import client_address, cross_site, same_secret
 from .errors import error_response
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -115,8 +115,7 @@ async def login(request: Request):
     if not same_secret(token, expected):
         return again("表单校验失败，请重新登录。", 403)
     settings = request.state.settings
-    ip = client_ip(request.client.host if request.client else None, request.headers.get("x-forwarded-for"),
-                   settings.trusted_proxies)
+    ip = client_address(request.scope, settings.trusted_proxies)
     try:
         session = await run_in_threadpool(accounts.sign_in, request.state.store.db(), username, password,
                                           request.state.tokens.ip_key(ip), request.state.now())

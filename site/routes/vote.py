@@ -17,7 +17,7 @@ from starlette.routing import Route
 from .. import voting
 from ..errors import NotFound
 from ..pagecache import Fragments
-from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_ip, cross_site
+from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_address, cross_site
 
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -287,9 +287,7 @@ async def submit(request: Request):
     settings = request.state.settings
     ip_key = None
     if settings.ip_limit or camp["ip_limit"]:
-        ip_key = request.state.tokens.ip_key(client_ip(request.client.host if request.client else None,
-                                                       request.headers.get("x-forwarded-for"),
-                                                       settings.trusted_proxies))
+        ip_key = request.state.tokens.ip_key(client_address(request.scope, settings.trusted_proxies))
 
     ballot = voting.BallotRequest(camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
                                   ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])

@@ -1,0 +1,151 @@
+"""Whose address a ballot and a sign-in count against (issue 16, item 3).
+
+Behind a trusted proxy the client is the right-most X-Forwarded-For address that is not a
+proxy, read across every header line (a client can send its own line before the proxy's).
+"""
+
+import dataclasses
+import re
+import sqlite3
+import time
+from datetime import timedelta
+
+import httpx2
+import pytest
+from starlette.testclient import TestClient
+
+from brandvote import accounts, security
+from brandvote.app import create_app
+from brandvote.security import Tokens
+
+from helpers import NOW, OPENS, PASSWORD, SLUG, FakeClock, LiveServer, csrf_from
+
+BALLOT = f"/c/{SLUG}/ballot"
+PROXY = "10.0.0.7"
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(OPENS + timedelta(hours=1))
+
+
+class Peer:
+    """Sets the TCP peer as uvicorn does (scope["client"]), changeable between requests;
+    TestClient's own peer is fixed per client."""
+
+    def __init__(self, app, host: str):
+        self.app, self.host = app, host
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            scope = {**scope, "client": (self.host, 40000)}
+        await self.app(scope, receive, send)
+
+
+def serve(settings, clock, peer=PROXY, **changes):
+    app = Peer(create_app(dataclasses.replace(settings, **changes), now=clock), peer)
+    return app, TestClient(app, base_url="https://testserver")
+
+
+def forwarded(*lines):
+    """One X-Forwarded-For header per line, in order, as a client and then the proxy wrote them."""
+    return [("x-forwarded-for", line) for line in lines]
+
+
+def vote(c, clock, headers=()):
+    """A first visit and its ballot, as a new phone (fresh cookies)."""
+    c.cookies.clear()
+    page = c.get(f"/c/{SLUG}")
+    assert page.status_code == 200
+    clock.advance(seconds=3)
+    slugs = re.findall(r'name="choice" value="([^"]+)"', page.text)
+    return c.post(BALLOT, data={"csrf_token": csrf_from(page.text), "choice": slugs[:2]},
+                  headers=list(headers), follow_redirects=False)
+
+
+def ballots(db):
+    return db.execute("select count(*) from ballots").fetchone()[0]
+
+
+def sign_in(c, username, password="wrong password!", headers=()):
+    token = csrf_from(c.get("/login").text)
+    return c.post("/login", data={"username": username, "password": password, "csrf_token": token,
+                                  "next": "/admin"}, headers=list(headers), follow_redirects=False)
+
+
+# ------------------------------------------------------------ rules
+
+@pytest.mark.parametrize("peer, lines, trusted, expected", [
+    (PROXY, ["198.51.100.1", "203.0.113.7"], ("10.0.0.0/24",), "203.0.113.7"),   # client's line first
+    (PROXY, ["198.51.100.1, 198.51.100.2", "203.0.113.7, 10.0.0.3"], ("10.0.0.0/24",), "203.0.113.7"),
+    (PROXY, "198.51.100.1, 203.0.113.7", ("10.0.0.7",), "203.0.113.7"),       # one line, a single address
+    (PROXY, ["203.0.113.7"], ("10.0.0.5/24",), "203.0.113.7"),                # host bits in the network
+    (PROXY, ["198.51.100.1, not-an-ip", "203.0.113.7"], ("10.0.0.0/24",), "203.0.113.7"),  # junk left of it
+    (PROXY, ["203.0.113.7, not-an-ip"], ("10.0.0.0/24",), PROXY),             # junk where the client is: the peer
+    (PROXY, ["198.51.100.1", "unknown"], ("10.0.0.0/24",), PROXY),
+    (PROXY, ["203.0.113.7:4711"], ("10.0.0.0/24",), "203.0.113.7"),           # a proxy that writes ports
+    (PROXY, ["[2001:db8::1]:443"], ("10.0.0.0/24",), "2001:db8::1"),
+    (PROXY, ["2001:DB8::1"], ("10.0.0.0/24",), "2001:db8::1"),
+    (PROXY, ["10.0.0.2, 10.0.0.3"], ("10.0.0.0/24",), PROXY),                 # only proxies: the peer
+    (PROXY, [], ("10.0.0.0/24",), PROXY),
+    ("::ffff:10.0.0.7", ["203.0.113.7"], ("10.0.0.0/24",), "203.0.113.7"),   # a dual-stack socket's peer
+    ("2001:db8:ff::1", ["203.0.113.7"], ("2001:db8:ff::/48",), "203.0.113.7"),
+    ("203.0.113.9", ["198.51.100.1"], ("10.0.0.0/24",), "203.0.113.9"),      # an untrusted peer's header
+    ("203.0.113.9", ["198.51.100.1"], (), "203.0.113.9"),
+    (None, ["198.51.100.1"], ("10.0.0.0/24",), "unknown"),
+])
+def test_the_client_is_the_right_most_address_that_is_not_a_proxy(peer, lines, trusted, expected):
+    assert security.client_ip(peer, lines, trusted) == expected
+
+
+# ------------------------------------------------------------ item 3: every X-Forwarded-For line
+
+def test_a_client_written_forwarded_line_does_not_escape_the_ballot_limit(seeded_settings, campaign, clock, db):
+    """Each phone writes its own X-Forwarded-For line before the one the proxy appends."""
+    _, c = serve(seeded_settings, clock, ip_limit=3, trusted_proxies=("10.0.0.0/24",))
+    with c:
+        answers = [vote(c, clock, forwarded(f"198.51.100.{i}", "203.0.113.7")) for i in range(5)]
+        other = vote(c, clock, forwarded("198.51.100.1", "203.0.113.8"))  # another client behind the proxy
+    assert [r.status_code for r in answers] == [303, 303, 303, 429, 429]
+    assert int(answers[3].headers["retry-after"]) > 0
+    assert other.status_code == 303
+    assert ballots(db) == 4
+
+
+def test_the_sign_in_throttle_counts_the_client_behind_the_proxy(seeded_settings, db, clock):
+    accounts.create_user(db, "editor", PASSWORD, "editor", NOW)
+    _, c = serve(seeded_settings, clock, trusted_proxies=("10.0.0.7",))
+    with c:
+        for i in range(accounts.MAX_FAILURES_PER_IP):
+            assert sign_in(c, f"user{i}", headers=forwarded(f"198.51.100.{i}", "203.0.113.7")).status_code == 400
+        throttled = sign_in(c, "editor", PASSWORD, headers=forwarded("198.51.100.99", "203.0.113.7"))
+        elsewhere = sign_in(c, "editor", PASSWORD, headers=forwarded("198.51.100.99", "203.0.113.8"))
+    assert throttled.status_code == 429 and throttled.headers["retry-after"]
+    assert elsewhere.status_code == 303  # the proxy's other clients are not locked out
+    keys = {k for (k,) in db.execute("select ip_key from login_failures")}
+    assert keys == {Tokens(seeded_settings.secret).ip_key("203.0.113.7")}
+
+
+def test_a_client_written_forwarded_line_does_not_escape_the_limit_on_a_real_server(tmp_path):
+    """The same through uvicorn's own HTTP parser, which keeps each header line apart."""
+    server = LiveServer(tmp_path, workers=1, env_extra={"BRANDVOTE_IP_LIMIT": "3",
+                                                        "BRANDVOTE_TRUSTED_PROXIES": "127.0.0.0/8"})
+    try:
+        pages = []
+        for _ in range(4):
+            with httpx2.Client(base_url=server.url) as c:
+                page = c.get(f"/c/{SLUG}")
+                pages.append((dict(c.cookies), csrf_from(page.text), re.findall(r'name="choice" value="([^"]+)"', page.text)))
+        time.sleep(2.2)  # the ballot form's minimum age (security.CSRF_MIN_AGE_S), on the server's real clock
+        statuses = []
+        for i, (cookies, token, slugs) in enumerate(pages):
+            with httpx2.Client(base_url=server.url, cookies=cookies) as c:
+                statuses.append(c.post(BALLOT, data={"csrf_token": token, "choice": slugs[:2]},
+                                       headers=forwarded(f"198.51.100.{i}", "203.0.113.7")).status_code)
+        conn = sqlite3.connect(server.db_path)
+        stored = conn.execute("select count(*) from ballots").fetchone()[0]
+        conn.close()
+    finally:
+        server.stop()
+    assert statuses == [303, 303, 303, 429]
+    assert stored == 3
