@@ -201,7 +201,9 @@ class Tokens:
         return f"{kind}:{self._hmac_hex(f'{kind}:{value}')}" if kind != "code" else f"code:{value}"
 
     def ip_key(self, ip: str) -> str:
-        return self._hmac_hex(f"ip:{ip}")[:32]
+        """What the ballot limit and the sign-in throttle count by: the client's network
+        (network_of), keyed so that no address is stored."""
+        return self._hmac_hex(f"ip:{network_of(ip)}")[:32]
 
     def _hmac_hex(self, text: str) -> str:
         """HMAC-SHA256 under the secret, from a keyed state copied per call (see KeyedHMAC)."""
@@ -298,6 +300,25 @@ def _address(entry: str):
     except ValueError:
         return None
     return getattr(ip, "ipv4_mapped", None) or ip
+
+
+def network_of(address: str) -> str:
+    """The network one client counts as, for the ballot limit and the sign-in throttle.
+
+    IPv4: the address (carrier NAT already puts many people behind one). IPv6: its /64,
+    the block one phone gets on a mobile network, where it can take a new address for
+    every request. IPv4-mapped IPv6 (a dual-stack socket's peer): the IPv4 address.
+    Anything else (no peer, a test client's name): itself.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 # ---------------------------------------------------------------- passwords

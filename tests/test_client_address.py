@@ -1,7 +1,8 @@
-"""Whose address a ballot and a sign-in count against (issue 16, item 3).
+"""Whose address a ballot and a sign-in count against (issue 16, items 3 and 4).
 
 Behind a trusted proxy the client is the right-most X-Forwarded-For address that is not a
-proxy, read across every header line (a client can send its own line before the proxy's).
+proxy, read across every header line (a client can send its own line before the proxy's);
+IPv6 clients are counted per /64, the block one phone gets on a mobile network.
 """
 
 import dataclasses
@@ -12,6 +13,7 @@ from datetime import timedelta
 
 import httpx2
 import pytest
+from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
 from brandvote import accounts, security
@@ -98,6 +100,28 @@ def test_the_client_is_the_right_most_address_that_is_not_a_proxy(peer, lines, t
     assert security.client_ip(peer, lines, trusted) == expected
 
 
+@pytest.mark.parametrize("address, network", [
+    ("203.0.113.9", "203.0.113.9"),
+    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+    ("::ffff:203.0.113.9", "203.0.113.9"),          # IPv4-mapped: the IPv4 address
+    ("fe80::1%eth0", "fe80::/64"),
+    ("testclient", "testclient"),                   # not an address (a test peer): itself
+    ("unknown", "unknown"),
+])
+def test_addresses_are_counted_per_network(address, network):
+    assert security.network_of(address) == network
+
+
+def test_the_network_key_is_the_same_across_one_64_and_differs_across_them():
+    tokens = Tokens("s")
+    assert tokens.ip_key("2001:db8:1:2::1") == tokens.ip_key("2001:db8:1:2:ffff::9")
+    assert tokens.ip_key("2001:db8:1:2::1") != tokens.ip_key("2001:db8:1:3::1")
+    assert tokens.ip_key("::ffff:203.0.113.9") == tokens.ip_key("203.0.113.9")
+    assert tokens.ip_key("203.0.113.9") != tokens.ip_key("203.0.113.10")
+
+
 # ------------------------------------------------------------ item 3: every X-Forwarded-For line
 
 def test_a_client_written_forwarded_line_does_not_escape_the_ballot_limit(seeded_settings, campaign, clock, db):
@@ -124,6 +148,65 @@ def test_the_sign_in_throttle_counts_the_client_behind_the_proxy(seeded_settings
     assert elsewhere.status_code == 303  # the proxy's other clients are not locked out
     keys = {k for (k,) in db.execute("select ip_key from login_failures")}
     assert keys == {Tokens(seeded_settings.secret).ip_key("203.0.113.7")}
+
+
+# ------------------------------------------------------------ item 4: IPv6 per /64
+
+@pytest.mark.parametrize("via_proxy", [False, True])
+def test_one_ipv6_64_shares_one_ballot_limit(seeded_settings, campaign, clock, db, via_proxy):
+    """A phone can take a new address in its /64 for every ballot; the /64 is one network."""
+    app, c = serve(seeded_settings, clock, ip_limit=3, trusted_proxies=("10.0.0.0/24",))
+
+    def from_address(address):
+        if via_proxy:
+            return vote(c, clock, forwarded(address))
+        app.host = address
+        return vote(c, clock)
+
+    with c:
+        answers = [from_address(f"2001:db8:1:2:{i:x}::{i + 1:x}") for i in range(6)]
+        others = [from_address("2001:db8:1:3::1"), from_address("2001:db8:2:2::1")]
+    assert [r.status_code for r in answers] == [303, 303, 303, 429, 429, 429]
+    assert all(int(r.headers["retry-after"]) > 0 for r in answers[3:])
+    assert "上限" in BeautifulSoup(answers[3].text, "html.parser").find(attrs={"role": "alert"}).get_text()
+    assert [r.status_code for r in others] == [303, 303]  # other /64s keep their own count
+    assert ballots(db) == 5
+
+
+def test_one_ipv6_64_shares_one_sign_in_throttle(seeded_settings, db, clock):
+    accounts.create_user(db, "editor", PASSWORD, "editor", NOW)
+    app, c = serve(seeded_settings, clock, peer="2001:db8:5:6::1")
+    with c:
+        for i in range(accounts.MAX_FAILURES_PER_IP):
+            app.host = f"2001:db8:5:6:{i:x}::1"
+            assert sign_in(c, f"user{i}").status_code == 400
+        app.host = "2001:db8:5:6:ffff::2"
+        throttled = sign_in(c, "editor", PASSWORD)
+        app.host = "2001:db8:5:7::1"
+        elsewhere = sign_in(c, "editor", PASSWORD)
+    assert throttled.status_code == 429
+    assert elsewhere.status_code == 303
+
+
+def terms(html):
+    return BeautifulSoup(html, "html.parser").select_one(".ballot__terms").get_text()
+
+
+@pytest.mark.parametrize("cache_pages", [True, False])  # the crowd's fast path and the router's page
+def test_the_ballot_page_says_the_limit_counts_a_network_and_ipv6_per_64(seeded_settings, campaign, clock,
+                                                                      cache_pages):
+    _, c = serve(seeded_settings, clock, ip_limit=7, cache_pages=cache_pages)
+    with c:
+        text = terms(c.get(f"/c/{SLUG}").text)
+    assert "同一网络（IPv6 按 /64 网段计）每小时最多接受 7 张选票" in text
+
+
+@pytest.mark.parametrize("cache_pages", [True, False])
+def test_no_limit_is_stated_when_the_limit_is_off(seeded_settings, campaign, clock, cache_pages):
+    _, c = serve(seeded_settings, clock, ip_limit=0, cache_pages=cache_pages)
+    with c:
+        text = terms(c.get(f"/c/{SLUG}").text)
+    assert "每台设备只能投一次票" in text and "每小时最多" not in text
 
 
 def test_a_client_written_forwarded_line_does_not_escape_the_limit_on_a_real_server(tmp_path):
