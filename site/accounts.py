@@ -110,35 +110,77 @@ def list_users(db: Database) -> list[dict]:
 # ---------------------------------------------------------------- sign-in
 
 def sign_in(db: Database, username: str, password: str, ip_key: str, now: datetime) -> dict:
-    """Check throttling, then the password; on success a new session record.
+    """Reserve an attempt under the throttle, then check the password; on success a new session.
 
     The same message for an unknown user and a wrong password, and a password hash is
     checked either way, so neither the text nor the timing tells which accounts exist.
+    `db` must be this thread's own connection (Store.db() called in the thread that runs this).
     """
     username = username.strip()[:40]
-    since = clock.to_db(now - THROTTLE_WINDOW)
-    by_account = first(db, "select count(*) as n from login_failures where username = ? and at > ?",
-                       [username, since])["n"]
-    by_ip = first(db, "select count(*) as n from login_failures where ip_key = ? and at > ?",
-                  [ip_key, since])["n"]
-    if by_account >= MAX_FAILURES_PER_ACCOUNT or by_ip >= MAX_FAILURES_PER_IP:
-        record(db, now, username or "?", "login.throttled")
-        raise Throttled()
+    attempt = reserve_attempt(db, username, ip_key, now)
     user = first(db, "select * from users where username = ?", [username])
     ok = verify_password(user["password_hash"] if user else _dummy_hash(), password)
     if not ok or user is None or user["disabled"]:
-        with immediate(db):
-            db.execute("insert into login_failures (at, username, ip_key) values (?, ?, ?)",
-                       [clock.to_db(now), username, ip_key])
-            record(db, now, username or "?", "login.failed", commit=False)
+        _settle_failure(db, attempt, username, ip_key, now)
         raise SignInFailed()
     session = {"id": secrets.token_urlsafe(32), "user_id": user["id"], "created_at": clock.to_db(now),
                "last_seen": clock.to_db(now), "csrf": secrets.token_urlsafe(32)}
     with immediate(db):
+        db.execute("delete from login_failures where id = ?", [attempt])  # a success is no failure
         db.execute("insert into sessions (id, user_id, created_at, last_seen, csrf) values"
                    " (:id, :user_id, :created_at, :last_seen, :csrf)", session)
         record(db, now, username, "login", commit=False)
     return session
+
+
+def _failures(db: Database, username: str, ip_key: str, since: str, upto: int = 2**63 - 1) -> tuple[int, int]:
+    """Failures (and attempts still being checked) in the window, up to row `upto`: for the
+    account, for the address."""
+    by_account = first(db, "select count(*) as n from login_failures where username = ? and at > ? and id <= ?",
+                       [username, since, upto])["n"]
+    by_ip = first(db, "select count(*) as n from login_failures where ip_key = ? and at > ? and id <= ?",
+                  [ip_key, since, upto])["n"]
+    return by_account, by_ip
+
+
+def _throttled(counts: tuple[int, int]) -> bool:
+    return counts[0] >= MAX_FAILURES_PER_ACCOUNT or counts[1] >= MAX_FAILURES_PER_IP
+
+
+def reserve_attempt(db: Database, username: str, ip_key: str, now: datetime) -> int:
+    """Count and reserve in one BEGIN IMMEDIATE, before the slow password check; the row's id.
+
+    The reservation is a login_failures row, so it counts against both limits from the
+    moment it is made: parallel attempts cannot all pass the count while each other's
+    argon2 checks run, and at most the limit's number of passwords is ever checked. A
+    success deletes it; a failure keeps it. A refused attempt writes nothing (no row, no
+    audit entry, no fsync): once the limit is reached a plain read says so, without the lock.
+    """
+    since = clock.to_db(now - THROTTLE_WINDOW)
+    if _throttled(_failures(db, username, ip_key, since)):
+        raise Throttled()
+    with immediate(db):
+        if _throttled(_failures(db, username, ip_key, since)):
+            raise Throttled()
+        return db.execute("insert into login_failures (at, username, ip_key) values (?, ?, ?)",
+                          [clock.to_db(now), username, ip_key]).lastrowid
+
+
+def _settle_failure(db: Database, attempt: int, username: str, ip_key: str, now: datetime) -> None:
+    """The reserved attempt stays a failure, audited. The failure that reaches a limit also
+    records that throttling starts: one entry per account or address per window, however
+    many attempts are refused after it."""
+    since = clock.to_db(now - THROTTLE_WINDOW)
+    with immediate(db):
+        record(db, now, username or "?", "login.failed", commit=False)
+        by_account, by_ip = _failures(db, username, ip_key, since, upto=attempt)
+        minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
+        if by_account == MAX_FAILURES_PER_ACCOUNT:
+            record(db, now, username or "?", "login.throttled", "account", commit=False,
+                   detail={"failures": by_account, "minutes": minutes})
+        if by_ip == MAX_FAILURES_PER_IP:
+            record(db, now, username or "?", "login.throttled", "address", commit=False,
+                   detail={"failures": by_ip, "minutes": minutes})
 
 
 def session_user(db: Database, session_id: str | None, now: datetime) -> dict | None:
@@ -166,15 +208,16 @@ def end_session(db: Database, session_id: str, now: datetime, actor: str | None 
             record(db, now, actor, "logout", commit=False)
 
 
-def record(db: Database, now: datetime, actor: str, action: str, target: str = "", commit: bool = True) -> None:
+def record(db: Database, now: datetime, actor: str, action: str, target: str = "", commit: bool = True,
+           detail: dict | None = None) -> None:
     """An audit-log entry (in its own transaction unless the caller has one)."""
     from .voting import audit
 
     if commit:
         with immediate(db):
-            audit(db, now, actor, action, target)
+            audit(db, now, actor, action, target, detail)
     else:
-        audit(db, now, actor, action, target)
+        audit(db, now, actor, action, target, detail)
 
 
 def audit_entries(db: Database, limit: int = 200, offset: int = 0) -> list[dict]:

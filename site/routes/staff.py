@@ -72,6 +72,15 @@ def requires(*roles: str):
     return decorate
 
 
+def in_thread(request: Request, rule, *args):
+    """Runs a rules function in the threadpool on that thread's own connection.
+
+    Store keeps one connection per thread; a connection taken on the event loop and handed
+    to the threadpool was used by several threads at once, and a burst of sign-ins got
+    "cannot start a transaction within a transaction" (500s)."""
+    return run_in_threadpool(lambda: rule(request.state.store.db(), *args))
+
+
 def render(request: Request, name: str, context: dict, status_code: int = 200) -> Response:
     context = {"user": getattr(request.state, "user", None), "role_labels": accounts.ROLE_LABELS, **context}
     return request.state.templates.TemplateResponse(request, name, context, status_code=status_code,
@@ -117,8 +126,8 @@ async def login(request: Request):
     settings = request.state.settings
     ip = client_address(request.scope, settings.trusted_proxies)
     try:
-        session = await run_in_threadpool(accounts.sign_in, request.state.store.db(), username, password,
-                                          request.state.tokens.ip_key(ip), request.state.now())
+        session = await in_thread(request, accounts.sign_in, username, password,
+                                  request.state.tokens.ip_key(ip), request.state.now())
     except accounts.Throttled as exc:
         response = again(exc.message, 429)
         response.headers["Retry-After"] = str(int(accounts.THROTTLE_WINDOW.total_seconds()))
