@@ -8,10 +8,12 @@ copied old cookie is worthless. Sign-in always makes a new id (no fixation).
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 from datetime import datetime, timedelta
 
 from sqlite_utils import Database
+from zxcvbn import zxcvbn
 
 from . import clock
 from .db import first, immediate
@@ -21,6 +23,7 @@ from .security import hash_password, verify_password
 ROLES = ("editor", "organizer", "admin")
 ROLE_LABELS = {"editor": "编辑", "organizer": "组织方", "admin": "管理员"}
 MIN_PASSWORD = 10
+MAX_PASSWORD = 200  # the sign-in form's maxlength
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=8)
 THROTTLE_WINDOW = timedelta(minutes=15)
@@ -46,9 +49,77 @@ class Throttled(BrandvoteError):
     message = "登录失败次数过多，请 15 分钟后再试。"
 
 
-def _check_password(password: str) -> None:
+PASSWORD_RULE = (f"密码至少 {MIN_PASSWORD} 个字符，不能容易被猜到：不要用重复或连续的字符、常见密码、"
+                 "用户名或网站名称；几个不相关的词连在一起最好。")
+# Words an attacker tries first against this site, besides the account's own name.
+SITE_WORDS = ("brandvote", "brand", "vote", "admin", "editor", "organizer", "zhengxie", "shanghai",
+              "政协", "工作品牌", "评选", "投票")
+MIN_SCORE = 3  # zxcvbn: "safely unguessable" (about 10^8 guesses or more)
+ZXCVBN_MAX = 72  # zxcvbn refuses longer input; a passphrase is no weaker than its start
+# zxcvbn's feedback is English only (gettext with no catalogs shipped): its sentences in Chinese.
+FEEDBACK_ZH = {
+    'Straight rows of keys are easy to guess.': "键盘上连成一排的键很容易被猜到。",
+    'Short keyboard patterns are easy to guess.': "简短的键盘图案很容易被猜到。",
+    'Use a longer keyboard pattern with more turns.': "键盘图案要更长、拐弯更多。",
+    'Repeats like "aaa" are easy to guess.': "像 aaa 这样的重复很容易被猜到。",
+    'Repeats like "abcabcabc" are only slightly harder to guess than "abc".':
+        "像 abcabcabc 这样的重复只比 abc 难猜一点点。",
+    'Avoid repeated words and characters.': "不要重复同样的词或字符。",
+    'Sequences like "abc" or "6543" are easy to guess.': "像 abc 或 6543 这样的顺序很容易被猜到。",
+    'Avoid sequences.': "不要用连续的字母或数字。",
+    'Recent years are easy to guess.': "最近的年份很容易被猜到。",
+    'Avoid recent years.': "不要用最近的年份。",
+    'Avoid years that are associated with you.': "不要用与您有关的年份。",
+    'Dates are often easy to guess.': "日期往往很容易被猜到。",
+    'Avoid dates and years that are associated with you.': "不要用与您有关的日期和年份。",
+    'This is a top-10 common password.': "这是最常见的 10 个密码之一。",
+    'This is a top-100 common password.': "这是最常见的 100 个密码之一。",
+    'This is a very common password.': "这是一个非常常见的密码。",
+    'This is similar to a commonly used password.': "这和一个常用密码很像。",
+    'A word by itself is easy to guess.': "单独一个词很容易被猜到。",
+    'Names and surnames by themselves are easy to guess.': "单独的姓名很容易被猜到。",
+    'Common names and surnames are easy to guess.': "常见的姓名很容易被猜到。",
+    "Capitalization doesn't help very much.": "首字母大写帮助不大。",
+    'All-uppercase is almost as easy to guess as all-lowercase.': "全部大写和全部小写差不多一样好猜。",
+    "Reversed words aren't much harder to guess.": "把词倒过来写并不会难猜多少。",
+    "Predictable substitutions like '@' instead of 'a' don't help very much.":
+        "用 @ 代替 a 这类可以预料的替换帮助不大。",
+    'Add another word or two. Uncommon words are better.': "再加一两个词，不常见的词更好。",
+    'Use a few words, avoid common phrases.': "用几个词，避开常见的短语。",
+    'No need for symbols, digits, or uppercase letters.': "不必非用符号、数字或大写字母。",
+}
+
+
+def password_problem(password: str, username: str) -> str | None:
+    """Why a new password is refused (in Chinese), or None if it is fine.
+
+    Length alone let `aaaaaaaaaa`, ten spaces or the user's own name through; zxcvbn
+    estimates how many guesses a password takes, counting repeats, sequences, keyboard
+    patterns, common passwords and words, and the account's name and this site's words.
+    """
     if len(password) < MIN_PASSWORD:
-        raise BrandvoteError(f"密码至少 {MIN_PASSWORD} 个字符。")
+        return "密码太短。" + PASSWORD_RULE
+    if len(password) > MAX_PASSWORD:
+        return f"密码最多 {MAX_PASSWORD} 个字符。"
+    name = username.strip()
+    inputs = [w for w in (name, *re.split(r"[\W_]+", name)) if w] + list(SITE_WORDS)
+    result = zxcvbn(password[:ZXCVBN_MAX], user_inputs=inputs)
+    if result["score"] >= MIN_SCORE:
+        return None
+    hints = []
+    if any(m.get("dictionary_name") == "user_inputs" for m in result["sequence"]):
+        hints.append("密码里有用户名或网站名称。")
+    feedback = result["feedback"]
+    for sentence in [feedback["warning"], *feedback["suggestions"]]:
+        if sentence in FEEDBACK_ZH and FEEDBACK_ZH[sentence] not in hints:
+            hints.append(FEEDBACK_ZH[sentence])
+    return "这个密码太容易被猜到。" + "".join(hints) + PASSWORD_RULE
+
+
+def _check_password(password: str, username: str) -> None:
+    problem = password_problem(password, username)
+    if problem:
+        raise BrandvoteError(problem)
 
 
 def create_user(db: Database, username: str, password: str, role: str, now: datetime) -> None:
@@ -57,7 +128,7 @@ def create_user(db: Database, username: str, password: str, role: str, now: date
         raise BrandvoteError(f"角色必须是 {'、'.join(ROLES)} 之一。")
     if not username or len(username) > 40 or not username.isprintable():
         raise BrandvoteError("用户名不能为空，最多 40 个字符。")
-    _check_password(password)
+    _check_password(password, username)
     with immediate(db):
         if first(db, "select 1 from users where username = ?", [username]):
             raise BrandvoteError(f"用户 {username} 已存在。", status=409)
@@ -66,7 +137,7 @@ def create_user(db: Database, username: str, password: str, role: str, now: date
 
 
 def set_password(db: Database, username: str, password: str, now: datetime) -> None:
-    _check_password(password)
+    _check_password(password, username)
     with immediate(db):
         user = _user(db, username)
         db.execute("update users set password_hash = ? where id = ?", [hash_password(password), user["id"]])

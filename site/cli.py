@@ -109,9 +109,18 @@ def cmd_backup(args) -> int:
     return 0
 
 
+def _read_password() -> str:
+    """One line from stdin; on a terminal, asked without echo, with the rule said first."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"{accounts.PASSWORD_RULE}\n密码：")
+    return sys.stdin.readline().rstrip("\n")
+
+
 def cmd_user_add(args) -> int:
     _, db = _open(args)
-    password = sys.stdin.readline().rstrip("\n")
+    password = _read_password()
     accounts.create_user(db, args.name, password, args.role, clock.utcnow())
     print(f"已创建用户 {args.name}（{args.role}）")
     return 0
@@ -119,7 +128,7 @@ def cmd_user_add(args) -> int:
 
 def cmd_user_passwd(args) -> int:
     _, db = _open(args)
-    accounts.set_password(db, args.name, sys.stdin.readline().rstrip("\n"), clock.utcnow())
+    accounts.set_password(db, args.name, _read_password(), clock.utcnow())
     print(f"已修改 {args.name} 的密码，其所有登录会话已结束。")
     return 0
 
@@ -281,11 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("user", help="员工账号")
     user_sub = p.add_subparsers(dest="user_command", required=True)
-    p = user_sub.add_parser("add", parents=[common], help="新建账号（密码从标准输入读取）")
+    p = user_sub.add_parser("add", parents=[common], help="新建账号（密码从标准输入读取）",
+                            description=f"新建账号，密码从标准输入读取。{accounts.PASSWORD_RULE}")
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=accounts.ROLES)
     p.set_defaults(func=cmd_user_add)
-    p = user_sub.add_parser("passwd", parents=[common], help="修改密码（从标准输入读取）")
+    p = user_sub.add_parser("passwd", parents=[common], help="修改密码（从标准输入读取）",
+                            description=f"修改密码，新密码从标准输入读取。{accounts.PASSWORD_RULE}")
     p.add_argument("name")
     p.set_defaults(func=cmd_user_passwd)
     p = user_sub.add_parser("disable", parents=[common], help="停用账号（--enable 重新启用）")

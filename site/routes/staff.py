@@ -162,36 +162,38 @@ def dashboard(request: Request):
 @requires()
 def users(request: Request):
     return render(request, "admin/users.html", {"users": accounts.list_users(request.state.store.db()),
-                                                "roles": accounts.ROLES, "message": None})
+                                                "roles": accounts.ROLES, "message": None,
+                                                "password_rule": accounts.PASSWORD_RULE})
 
 
 @requires()
-async def users_post(request: Request):
-    form = await staff_form(request)
+def users_post(request: Request):
+    """Runs in the threadpool (requires does that for plain functions), on its own connection."""
+    form = request.state.form
     db, now = request.state.store.db(), request.state.now()
     action = form.get("action")
     username = str(form.get("username") or "")
     try:
         if action == "add":
-            await run_in_threadpool(accounts.create_user, db, username, str(form.get("password") or ""),
-                                    str(form.get("role") or ""), now)
+            accounts.create_user(db, username, str(form.get("password") or ""), str(form.get("role") or ""), now)
             done = f"已创建用户 {username}。"
         elif action in ("disable", "enable"):
             if username == request.state.user["username"]:
                 raise BrandvoteError("不能停用自己的账号。")
-            await run_in_threadpool(accounts.set_disabled, db, username, action == "disable", now)
+            accounts.set_disabled(db, username, action == "disable", now)
             done = f"已{'停用' if action == 'disable' else '启用'} {username}。"
         elif action == "passwd":
-            await run_in_threadpool(accounts.set_password, db, username, str(form.get("password") or ""), now)
+            accounts.set_password(db, username, str(form.get("password") or ""), now)
             done = f"已重设 {username} 的密码。"
         else:
             raise BrandvoteError("未知操作。")
-        await run_in_threadpool(accounts.record, db, now, request.state.user["username"], f"user.{action}", username)
+        accounts.record(db, now, request.state.user["username"], f"user.{action}", username)
         status = 200
     except BrandvoteError as exc:
         done, status = exc.message, exc.status if exc.status != 404 else 422
     return render(request, "admin/users.html", {"users": accounts.list_users(db), "roles": accounts.ROLES,
-                                                "message": done}, status)
+                                                "message": done, "failed": status != 200,
+                                                "password_rule": accounts.PASSWORD_RULE}, status)
 
 
 @requires()
