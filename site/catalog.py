@@ -19,7 +19,7 @@ import jsonschema
 from sqlite_utils import Database
 
 from . import clock, db as dbmod, voting
-from .errors import BadQuery, InvalidCatalog, NotFound
+from .errors import BadQuery, BrandvoteError, InvalidCatalog, NotFound
 
 KINDS = {
     "brand": "工作品牌",
@@ -136,10 +136,13 @@ class _Rollback(Exception):
     """Raised inside the load transaction to undo a dry run."""
 
 
-def load_document(db: Database, doc: dict, now: datetime, actor: str = "load", dry_run: bool = False) -> LoadReport:
+def load_document(db: Database, doc: dict, now: datetime, actor: str = "load", dry_run: bool = False,
+                  may_manage_campaigns: bool = True) -> LoadReport:
     """Upsert brands, lists and campaigns by slug in one transaction, or change nothing.
 
     A dry run does all of it and rolls back, so a preview reports exactly what a load would.
+    Campaigns pass through voting.upsert_campaign's one rule path; an editor's import
+    (may_manage_campaigns False) may carry them only unchanged.
     """
     existing = {r["slug"] for r in db.query("select slug from brands")}
     problems = validate_document(doc, existing)
@@ -147,13 +150,14 @@ def load_document(db: Database, doc: dict, now: datetime, actor: str = "load", d
         raise InvalidCatalog(problems)
     report = LoadReport()
     try:
-        _load(db, doc, now, actor, dry_run, report)
+        _load(db, doc, now, actor, dry_run, report, may_manage_campaigns)
     except _Rollback:
         pass
     return report
 
 
-def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, report: LoadReport) -> None:
+def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, report: LoadReport,
+          may_manage_campaigns: bool) -> None:
     stamp = clock.to_db(now)
     with dbmod.immediate(db):
         for brand in doc["brands"]:
@@ -181,8 +185,13 @@ def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, rep
         ids = {r["slug"]: r["id"] for r in db.query("select id, slug from brands")}
         for item in doc.get("lists", []):
             _upsert_list(db, item, ids, stamp, report)
-        for camp in doc.get("campaigns", []):
-            outcome = voting.upsert_campaign(db, camp, ids, now, actor=actor)
+        for i, camp in enumerate(doc.get("campaigns", [])):
+            try:
+                outcome = voting.upsert_campaign(db, camp, ids, now, actor=actor, may_manage=may_manage_campaigns)
+            except BrandvoteError as exc:  # the whole file or nothing, the refusal at its JSON path
+                refused = InvalidCatalog([f"$.campaigns[{i}] ({camp['slug']}): {exc.message}"])
+                refused.status = exc.status
+                raise refused from exc
             if outcome == "unchanged":
                 report.unchanged["campaigns"] += 1
             else:

@@ -368,3 +368,11 @@ def m009_ballot_choice_set(db: Database) -> None:
                "BEGIN SELECT RAISE(ABORT, 'ballots is append-only'); END")
     db.execute("DROP INDEX ballots_ledger")
     db.execute("CREATE INDEX ballots_ledger ON ballots (campaign_id, receipt_hash, choice_set)")
+
+
+@migrations()
+def m010_campaign_tally_ready(db: Database) -> None:
+    """Whether a closed campaign's tally is kept and its cut-off decided (1), held by a tie
+    (0), or not yet counted (NULL): an announcement by time waits for 1, so it can neither
+    beat the grace period nor publish an undecided tie as 待定."""
+    db.execute("ALTER TABLE campaigns ADD COLUMN tally_ready INTEGER")

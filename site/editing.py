@@ -276,10 +276,12 @@ def _as_text(field: str, value) -> str:
     return str(value)
 
 
-def stage_import(db: Database, doc, now: datetime, actor: str):
+def stage_import(db: Database, doc, now: datetime, actor: str, may_manage_campaigns: bool = False):
     """Check a document as `load` would, without changing the catalog; keep it for the same
-    editor to apply after the preview. Returns (report, import id); InvalidCatalog if bad."""
-    report = catalog.load_document(db, doc, now, actor=actor, dry_run=True)
+    editor to apply after the preview. Returns (report, import id); InvalidCatalog if bad.
+    Campaigns are the organizer's: an editor's file may carry them only unchanged."""
+    report = catalog.load_document(db, doc, now, actor=actor, dry_run=True,
+                                   may_manage_campaigns=may_manage_campaigns)
     import_id = secrets.token_urlsafe(16)
     with immediate(db):
         db.execute("insert into pending_imports (id, actor, created_at, doc) values (?, ?, ?, ?)",
@@ -287,12 +289,14 @@ def stage_import(db: Database, doc, now: datetime, actor: str):
     return report, import_id
 
 
-def apply_import(db: Database, import_id: str, now: datetime, actor: str):
-    """Load a staged document (only its own editor's); it is consumed once loaded."""
+def apply_import(db: Database, import_id: str, now: datetime, actor: str, may_manage_campaigns: bool = False):
+    """Load a staged document (only its own editor's); it is consumed once loaded. Checked
+    again in full: the campaigns may have moved on since the preview."""
     pending = first(db, "select * from pending_imports where id = ? and actor = ?", [import_id, actor])
     if pending is None:
         raise NotFound("没有找到这次导入，请重新上传文件。")
-    report = catalog.load_document(db, json.loads(pending["doc"]), now, actor=actor)
+    report = catalog.load_document(db, json.loads(pending["doc"]), now, actor=actor,
+                                   may_manage_campaigns=may_manage_campaigns)
     with immediate(db):
         db.execute("delete from pending_imports where id = ?", [pending["id"]])
     return report

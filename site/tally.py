@@ -237,6 +237,27 @@ def results(db: Database, campaign: dict, now: datetime) -> dict:
     }
 
 
+def settle(db: Database, campaign: dict, now: datetime) -> dict:
+    """Once voting is over, keep the tally and mark whether its cut-off is decided: what an
+    announcement by time waits for (voting.status). Called by whoever reads the campaign
+    first after that; a no-op before and after. Returns the campaign as it now stands."""
+    if campaign.get("tally_ready") is not None or not voting_over(campaign, now):
+        return campaign
+    ready = 0 if results(db, campaign, now)["undecided_tie"] else 1
+    with immediate(db):
+        db.execute("update campaigns set tally_ready = ? where id = ? and tally_ready is null",
+                   [ready, campaign["id"]])
+    return voting.campaign_by_slug(db, campaign["slug"])
+
+
+def settled_campaigns(db: Database, now: datetime) -> list[dict]:
+    """voting.list_campaigns, each due campaign settled first (see settle)."""
+    for camp in voting.list_campaigns(db, now):
+        if camp.get("tally_ready") is None and voting_over(camp, now):
+            settle(db, camp, now)
+    return voting.list_campaigns(db, now)
+
+
 def results_json(res: dict) -> dict:
     return {
         "campaign": res["campaign"], "title": res["title"], "ballots": res["ballots"],
@@ -277,6 +298,7 @@ def decide_tie(db: Database, campaign: dict, chosen: list[str], now: datetime, a
                              status=422)
     with immediate(db):
         db.execute("update tallies set decided = ? where campaign_id = ?", [json.dumps(sorted(chosen)), campaign["id"]])
+        db.execute("update campaigns set tally_ready = 1 where id = ?", [campaign["id"]])
         voting.audit(db, now, actor, "tally.decide_tie", campaign["slug"], {"in": sorted(chosen),
                                                                              "tied": sorted(tied_slugs)})
     return results(db, campaign, now)

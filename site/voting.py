@@ -27,12 +27,26 @@ STATUS_LABELS = {
 }
 RULE_FIELDS = ("min_choices", "max_choices", "winners", "electorate")
 TIME_FIELDS = ("opens_at", "closes_at", "announce_at")
+GRACE = timedelta(minutes=10)  # a ballot page loaded before closing may still be submitted
 
 
 class RulesFrozen(BrandvoteError):
     status = 409
     code = "rules_frozen"
     message = "已有选票，候选项目、选择数量和投票人范围不能再修改。"
+
+
+class CampaignLocked(BrandvoteError):
+    """A change the campaign's state forbids: its window has passed or its results are out."""
+
+    status = 409
+    code = "campaign_locked"
+
+
+class NotOrganizer(BrandvoteError):
+    status = 403
+    code = "not_organizer"
+    message = "评选由组织方管理：编辑不能通过导入新增或修改评选（文件中未改动的评选可以保留）。"
 
 
 def status(campaign: dict, now: datetime) -> str:
@@ -43,7 +57,8 @@ def status(campaign: dict, now: datetime) -> str:
     if manual == "announced":
         return "announced"
     if manual == "closed" or (closes is not None and now >= closes):
-        if announce is not None and now >= announce:
+        # By time only once the tally is kept with its cut-off decided (tally.settle).
+        if announce is not None and now >= announce and campaign.get("tally_ready") == 1:
             return "announced"
         return "closed"
     if manual == "open":
@@ -96,12 +111,47 @@ def audit(db: Database, now: datetime, actor: str, action: str, target: str, det
     )
 
 
-def upsert_campaign(db: Database, camp: dict, brand_ids: dict[str, int], now: datetime,
-                    actor: str = "load") -> str:
-    """Insert or update one campaign by slug, inside the caller's transaction.
+def check_change(old: dict | None, new: dict, old_candidates: list[int], candidates: list[int],
+                 now: datetime) -> None:
+    """THE rule for changing a campaign, whatever the door (console form, import, `load`).
 
-    Rules freeze at the first ballot; time changes are allowed but written to the audit log.
+    Times only move forward: a window that has passed stays passed, and no time set here can
+    open, close or announce in the past. Closing and announcing now are their own actions
+    (set_manual_state, tally.announce), which check the grace period and the tie; an
+    announcement by time waits for both too (status needs tally_ready).
     """
+    if old is None:
+        changed = {k for k in TIME_FIELDS if new.get(k)}
+    else:
+        state = status(old, now)
+        differs = old_candidates != candidates or any(old[k] != new[k] for k in new if k != "slug")
+        if state == "announced" and differs:
+            raise CampaignLocked("结果已揭晓，评选不能再修改。")
+        if old["frozen_at"] and (old_candidates != candidates or any(old[k] != new[k] for k in RULE_FIELDS)):
+            raise RulesFrozen()
+        changed = {k for k in TIME_FIELDS if old[k] != new[k]}
+        if state == "closed" and changed & {"opens_at", "closes_at"}:
+            raise CampaignLocked("投票已经结束，开始和截止时间不能再修改。")
+        if state == "open" and "opens_at" in changed:
+            raise CampaignLocked("投票已经开始，开始时间不能再修改。")
+    closes, announce = clock.from_db(new.get("closes_at")), clock.from_db(new.get("announce_at"))
+    if "closes_at" in changed and closes is not None and closes <= now:
+        raise CampaignLocked("截止时间不能早于现在。如需现在结束投票，请用“结束投票”按钮。")
+    if changed & {"closes_at", "announce_at"} and announce is not None:
+        if closes is None:
+            raise CampaignLocked("设定揭晓时间时，也请设定截止时间。")
+        if announce <= now:
+            raise CampaignLocked("揭晓时间不能早于现在。如需现在揭晓，请在投票结束后用“揭晓结果”按钮。")
+        if announce < closes + GRACE:
+            raise CampaignLocked(f"揭晓时间须在截止时间 {int(GRACE.total_seconds() // 60)} 分钟之后："
+                                 "截止后的宽限期内，已打开投票页的人仍可提交选票。")
+
+
+def upsert_campaign(db: Database, camp: dict, brand_ids: dict[str, int], now: datetime,
+                    actor: str = "load", may_manage: bool = True) -> str:
+    """Insert or update one campaign by slug, inside the caller's transaction, through
+    check_change. `may_manage` is False for an editor's import: a campaign it would add or
+    change is refused, one it leaves as it is passes (an export read back in)."""
     row = {
         "slug": camp["slug"],
         "title": camp["title"],
@@ -116,6 +166,12 @@ def upsert_campaign(db: Database, camp: dict, brand_ids: dict[str, int], now: da
     candidates = [brand_ids[s] for s in camp["candidates"]]
     stamp = clock.to_db(now)
     old = first(db, "select * from campaigns where slug = ?", [row["slug"]])
+    old_candidates = _candidate_ids(db, old["id"]) if old else []
+    if old is not None and old_candidates == candidates and all(old[k] == row[k] for k in row):
+        return "unchanged"
+    if not may_manage:
+        raise NotOrganizer()
+    check_change(old, row, old_candidates, candidates, now)
     if old is None:
         db.execute(
             "insert into campaigns (slug, title, intro, min_choices, max_choices, winners, electorate,"
@@ -125,12 +181,6 @@ def upsert_campaign(db: Database, camp: dict, brand_ids: dict[str, int], now: da
         campaign_id = first(db, "select id from campaigns where slug = ?", [row["slug"]])["id"]
         _set_candidates(db, campaign_id, candidates)
         return "added"
-    old_candidates = _candidate_ids(db, old["id"])
-    rules_changed = old_candidates != candidates or any(old[k] != row[k] for k in RULE_FIELDS)
-    if rules_changed and old["frozen_at"]:
-        raise InvalidCatalog([f"评选 {row['slug']}: {RulesFrozen.message}"])
-    if not rules_changed and all(old[k] == row[k] for k in row):
-        return "unchanged"
     times_changed = {k: [old[k], row[k]] for k in TIME_FIELDS if old[k] != row[k]}
     sets = ", ".join(f"{k} = :{k}" for k in row if k != "slug")
     db.execute(f"update campaigns set {sets}, updated_at = :now where id = :id", {**row, "now": stamp, "id": old["id"]})
@@ -264,7 +314,6 @@ def schedule_demo(db: Database, slug: str, now: datetime, days: int = 30) -> Non
 
 # ---------------------------------------------------------------- ballots
 
-GRACE = timedelta(minutes=10)
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 CODE_BYTES = 20  # 160 bits ≥ the 128 the design asks for
 

@@ -108,7 +108,8 @@ def test_an_import_is_visible_at_once(client, db, bundled):
 
 
 def test_the_announcement_is_visible_at_its_second(client, clock, db):
-    open_campaign(db, SLUG, NOW - timedelta(days=10), NOW - timedelta(days=1), NOW + timedelta(hours=1))
+    # every candidate a winner: no ballots, yet no tie at the cut-off to hold the announcement
+    open_campaign(db, SLUG, NOW - timedelta(days=10), NOW - timedelta(days=1), NOW + timedelta(hours=1), winners=15)
     before = client.get(f"/c/{SLUG}/results")
     assert "结果将于" in before.text and "no-store" in before.headers["cache-control"]
     assert "查看结果" not in client.get("/").text

@@ -100,6 +100,7 @@ def test_the_ledger_holds_no_voter_key_and_no_time(seeded_settings, campaign, ca
 
 def test_results_csv_opens_in_excel_with_chinese_intact(seeded_settings, campaign, candidates, db):
     with dbmod.immediate(db):
+        db.execute("update campaigns set winners = 3 where id = ?", [campaign["id"]])  # a clear cut-off
         voting.cast_ballot(db, campaign["id"], "device:1", candidates[:3], OPENS)
     with TestClient(create_app(seeded_settings, now=FakeClock(ANNOUNCE)), base_url="https://testserver") as c:
         r = c.get(f"/c/{SLUG}/results.csv")
@@ -114,6 +115,7 @@ def test_results_csv_opens_in_excel_with_chinese_intact(seeded_settings, campaig
 
 def test_receipt_lookup_after_the_announcement(seeded_settings, campaign, candidates, db):
     with dbmod.immediate(db):
+        db.execute("update campaigns set winners = 2 where id = ?", [campaign["id"]])  # a clear cut-off
         ballot = voting.cast_ballot(db, campaign["id"], "device:1", candidates[:2], OPENS)
     clock = FakeClock(ANNOUNCE - timedelta(seconds=1))
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:

@@ -97,14 +97,39 @@ def test_tally_counts_from_choices_and_is_stored_once(db, camp, candidates):
 
 
 def test_the_gate_opens_at_announce_at_and_not_a_second_before(db, camp):
-    assert not tally.is_announced(camp, ANNOUNCE - timedelta(seconds=1))
-    assert tally.is_announced(camp, ANNOUNCE)
+    counted = {**camp, "tally_ready": 1}  # tallied, no tie at the cut-off
+    assert not tally.is_announced(counted, ANNOUNCE - timedelta(seconds=1))
+    assert tally.is_announced(counted, ANNOUNCE)
 
 
 def test_the_gate_waits_for_the_grace_period_even_if_announce_at_is_earlier(db):
-    camp = open_campaign(db, SLUG, OPENS, CLOSES, CLOSES + timedelta(minutes=1))
+    camp = {**open_campaign(db, SLUG, OPENS, CLOSES, CLOSES + timedelta(minutes=1)), "tally_ready": 1}
     assert not tally.is_announced(camp, CLOSES + timedelta(minutes=2))
     assert tally.is_announced(camp, AFTER)
+
+
+def test_settle_keeps_the_tally_once_voting_is_over_and_marks_a_clear_cut_off(db, candidates):
+    camp = open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE, winners=2)
+    cast(db, camp, "device:1", candidates[:2])
+    assert tally.settle(db, camp, CLOSES)["tally_ready"] is None  # the grace period still runs
+    settled = tally.settle(db, camp, AFTER)
+    assert settled["tally_ready"] == 1
+    assert voting.status(settled, ANNOUNCE - timedelta(seconds=1)) == "closed"
+    assert tally.is_announced(settled, ANNOUNCE)
+
+
+def test_an_undecided_tie_holds_the_announcement_by_time_until_the_organizer_decides(db, candidates):
+    camp = open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)  # 10 seats
+    cast(db, camp, "device:1", candidates[:10])
+    cast(db, camp, "device:2", candidates[:9] + [candidates[10]])  # 9th and 10th tie for the last seat
+    settled = tally.settle(db, camp, ANNOUNCE + timedelta(days=1))
+    assert settled["tally_ready"] == 0
+    assert not tally.is_announced(settled, ANNOUNCE + timedelta(days=1))
+    tally.decide_tie(db, settled, [candidates[10]], ANNOUNCE + timedelta(days=1), "organizer")
+    decided = voting.campaign_by_slug(db, SLUG)
+    assert tally.is_announced(decided, ANNOUNCE + timedelta(days=1))
+    winners = [r.slug for r in tally.results(db, decided, ANNOUNCE + timedelta(days=1))["rows"] if r.winner]
+    assert candidates[10] in winners and candidates[9] not in winners and len(winners) == 10
 
 
 def test_manual_announce_needs_voting_over_and_a_decided_tie(db, camp, candidates):
@@ -150,6 +175,7 @@ def test_recount_matches_and_detects_a_changed_ledger(db, camp, candidates):
 
 def test_lookup_receipt_only_after_the_announcement(db, camp, candidates):
     ballot = cast(db, camp, "device:1", candidates[:2])
+    camp = {**camp, "tally_ready": 1}
     with pytest.raises(tally.NotAnnounced):
         tally.lookup_receipt(db, camp, ballot["receipt"], ANNOUNCE - timedelta(seconds=1))
     found = tally.lookup_receipt(db, camp, ballot["receipt"].lower(), ANNOUNCE)

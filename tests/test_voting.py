@@ -43,7 +43,15 @@ def ballots(db):
     (timedelta(days=11), "announced", "announced"),
 ])
 def test_status_follows_the_clock_and_the_organizer(camp, offset, manual, expected):
-    assert voting.status({**camp, "manual_state": manual}, OPENS + offset) == expected
+    assert voting.status({**camp, "manual_state": manual, "tally_ready": 1}, OPENS + offset) == expected
+
+
+@pytest.mark.parametrize("tally_ready", [None, 0])
+def test_an_announcement_by_time_waits_for_the_tally_and_the_tie(camp, tally_ready):
+    """Not counted yet (NULL) or held by an undecided tie (0): still closed, however late."""
+    later = OPENS + timedelta(days=40)
+    assert voting.status({**camp, "tally_ready": tally_ready}, later) == "closed"
+    assert voting.status({**camp, "tally_ready": 1}, later) == "announced"
 
 
 def test_a_campaign_without_times_is_a_draft(db):

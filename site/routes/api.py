@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .. import catalog, voting
+from .. import catalog, tally, voting
 from ..errors import BadQuery
 from ..openapi import openapi_document
 from ..pagecache import cached_page
@@ -113,15 +113,15 @@ def campaigns(request: Request):
     base = request.state.settings.base_url
     return ChineseJSON({"items": [
         campaign_json(db, c, now, base, with_candidates=False)
-        for c in voting.list_campaigns(db, now) if c["status"] != "draft"
+        for c in tally.settled_campaigns(db, now) if c["status"] != "draft"
     ]})
 
 
 @cached_page
 def campaign(request: Request):
     db = request.state.store.db()
-    camp = voting.campaign_by_slug(db, request.path_params["slug"])
     now = request.state.now()
+    camp = tally.settle(db, voting.campaign_by_slug(db, request.path_params["slug"]), now)
     if voting.status(camp, now) == "draft":
         raise voting.NotFound("没有找到这个评选。")
     return ChineseJSON(campaign_json(db, camp, now, request.state.settings.base_url, with_candidates=True))

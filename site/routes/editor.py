@@ -129,6 +129,11 @@ def restore(request: Request):
 
 # ---------------------------------------------------------------- import / export
 
+def _manages_campaigns(request: Request) -> bool:
+    """Campaigns are the organizer's: an editor's import may carry them only unchanged."""
+    return request.state.user["role"] in ("organizer", "admin")
+
+
 @requires("editor")
 def import_form(request: Request):
     return render(request, "admin/brands/import.html", {"report": None, "problems": None, "import_id": None})
@@ -139,7 +144,7 @@ def import_upload(request: Request):
     """Check the file like `brandvote load`, then show what would change; nothing is applied yet."""
     db, now, actor = _ctx(request)
     upload = request.state.form.get("file")
-    problems, report, import_id = None, None, None
+    problems, report, import_id, status = None, None, None, 200
     try:
         if upload is None or isinstance(upload, str):
             raise InvalidCatalog(["$: 请选择一个 JSON 文件。"])
@@ -148,21 +153,22 @@ def import_upload(request: Request):
             doc = json.loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidCatalog([f"$: 不是有效的 UTF-8 JSON 文件：{exc}"]) from exc
-        report, import_id = editing.stage_import(db, doc, now, actor)
+        report, import_id = editing.stage_import(db, doc, now, actor, _manages_campaigns(request))
     except InvalidCatalog as exc:
-        problems = exc.problems
+        problems, status = exc.problems, exc.status
     return render(request, "admin/brands/import.html", {"report": report, "problems": problems,
-                                                        "import_id": import_id}, 422 if problems else 200)
+                                                        "import_id": import_id}, status if problems else 200)
 
 
 @requires("editor")
 def import_apply(request: Request):
     db, now, actor = _ctx(request)
     try:
-        report = editing.apply_import(db, request.path_params["import_id"], now, actor)
+        report = editing.apply_import(db, request.path_params["import_id"], now, actor,
+                                      _manages_campaigns(request))
     except InvalidCatalog as exc:
         return render(request, "admin/brands/import.html", {"report": None, "problems": exc.problems,
-                                                            "import_id": None}, 422)
+                                                            "import_id": None}, exc.status)
     return render(request, "admin/brands/import.html", {"report": report, "problems": None, "import_id": None,
                                                         "applied": True})
 

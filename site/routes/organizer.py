@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from .. import catalog, clock, qr, tally, voting
 from ..db import immediate
-from ..errors import BrandvoteError, InvalidCatalog
+from ..errors import BrandvoteError
 from .staff import NO_STORE, render, requires, staff_form
 from .vote import CHANNEL_RE
 
@@ -74,7 +74,8 @@ def _hour_label(hour: str) -> str:
 
 
 def _campaign(request: Request) -> dict:
-    return voting.campaign_by_slug(request.state.store.db(), request.path_params["slug"])
+    db = request.state.store.db()
+    return tally.settle(db, voting.campaign_by_slug(db, request.path_params["slug"]), request.state.now())
 
 
 def _actor(request: Request) -> str:
@@ -86,7 +87,7 @@ def _actor(request: Request) -> str:
 @requires("organizer")
 def campaign_list(request: Request):
     db, now = request.state.store.db(), request.state.now()
-    camps = voting.list_campaigns(db, now)
+    camps = tally.settled_campaigns(db, now)
     totals = voting.ballots_per_campaign(db)
     for camp in camps:
         camp["ballots"] = totals.get(camp["id"], 0)
@@ -287,38 +288,15 @@ def _save(request: Request, form, creating: bool) -> Response:
                           message="有些内容需要修改，请看标出的地方。")
     try:
         with immediate(db):
-            if creating:
-                if voting.slug_taken(db, camp["slug"]):
-                    raise BrandvoteError("这个网址标识已被其他评选使用，请换一个。", status=409)
-            else:
-                _check_editable(db, camp, voting.campaign_by_slug(db, old["slug"]), now)
-            voting.upsert_campaign(db, camp, ids, now, actor=_actor(request))
+            if creating and voting.slug_taken(db, camp["slug"]):
+                raise BrandvoteError("这个网址标识已被其他评选使用，请换一个。", status=409)
+            voting.upsert_campaign(db, camp, ids, now, actor=_actor(request))  # voting.check_change
             if creating:
                 voting.audit(db, now, _actor(request), "campaign.create", camp["slug"], {"title": camp["title"]})
-    except InvalidCatalog:  # the freeze, as upsert_campaign words it for files
-        exc = voting.RulesFrozen()
-        return _form_page(request, data, creating=creating, status=exc.status, q=q, camp=old, message=exc.message)
     except BrandvoteError as exc:
         return _form_page(request, data, creating=creating, status=exc.status, q=q, camp=old, message=exc.message)
     return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done={'created' if creating else 'saved'}",
                             status_code=303, headers=NO_STORE)
-
-
-def _check_editable(db, new: dict, old: dict, now: datetime) -> None:
-    """Inside the write transaction: the freeze, and no moving the window once it has passed."""
-    state = voting.status(old, now)
-    if state == "announced":
-        raise Conflict("结果已揭晓，评选不能再修改。")
-    if old["frozen_at"]:
-        old_candidates = [b["slug"] for b in voting.candidates_of(db, old["id"])]
-        if old_candidates != new["candidates"] or any(old[k] != new[k] for k in voting.RULE_FIELDS):
-            raise voting.RulesFrozen()
-    if tally.voting_over(old, now):
-        for key in ("opens_at", "closes_at"):
-            value = new[key]
-            stored = clock.to_db(clock.parse_input(value)) if value else None
-            if stored != old[key]:
-                raise Conflict("投票已经结束，开始和截止时间不能再修改。")
 
 
 @requires("organizer")

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import voting
+from .. import tally, voting
 from ..errors import NotFound
 from ..pagecache import Fragments
 from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_address, cross_site
@@ -25,8 +25,10 @@ FORM_LIMITS = {"max_fields": 64, "max_files": 0, "max_part_size": 4096}
 
 
 def _public_campaign(request: Request) -> dict:
-    camp = voting.campaign_by_slug(request.state.store.db(), request.path_params["slug"])
-    if voting.status(camp, request.state.now()) == "draft":
+    """The campaign of the path, settled (its tally kept once voting is over), never a draft."""
+    db, now = request.state.store.db(), request.state.now()
+    camp = tally.settle(db, voting.campaign_by_slug(db, request.path_params["slug"]), now)
+    if voting.status(camp, now) == "draft":
         raise NotFound("没有找到这个评选。")
     return camp
 
