@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
-SYSTEM_PACKAGES := chromium fonts-noto-cjk poppler-utils librsvg2-bin openjdk-17-jre-headless
+# nginx: tests/test_slow_clients.py runs deploy/nginx.conf in front of the app.
+SYSTEM_PACKAGES := chromium fonts-noto-cjk poppler-utils librsvg2-bin openjdk-17-jre-headless nginx
 # Outside checkers from npm (axe-core, vnu.jar), pinned by tools/package-lock.json.
 TOOLS := tools
 TOOLS_STAMP := $(TOOLS)/node_modules/.installed

@@ -52,18 +52,20 @@ def first_start(settings: Settings, out=None) -> None:
 
 
 def cmd_serve(args) -> int:
+    """uvicorn with the limits of serving.py (idle and slow clients, connections, open files)."""
     import uvicorn
+
+    from . import serving
 
     settings = _settings(args)
     first_start(settings)
     # Workers rebuild Settings from the environment: hand them the same database path.
     os.environ["BRANDVOTE_DB"] = str(settings.db_path)
+    options = serving.uvicorn_options(args.host, args.port, args.workers,
+                                      args.limit_concurrency or serving.LIMIT_CONCURRENCY,
+                                      serving.raise_open_files_limit())
     print(f"服务地址：http://{args.host}:{args.port}  （对外地址 {settings.base_url}）", flush=True)
-    uvicorn.run(
-        "brandvote.app:app_from_env", factory=True, host=args.host, port=args.port,
-        workers=args.workers, loop="uvloop", http="httptools", access_log=False,
-        log_level="warning", proxy_headers=False, server_header=False,
-    )
+    uvicorn.run("brandvote.app:app_from_env", factory=True, **options)
     return 0
 
 
@@ -271,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--limit-concurrency", type=int,
+                   help="每个进程最多同时保持的连接数（含空闲连接），超出时新请求立即得到 503（默认 4096）")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("migrate", parents=[common], help="应用数据库迁移")

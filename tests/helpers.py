@@ -70,7 +70,7 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, tmp: Path, workers: int = 1, env_extra: dict | None = None):
+    def __init__(self, tmp: Path, workers: int = 1, env_extra: dict | None = None, args: tuple = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_path = tmp / "live.db"
@@ -79,7 +79,7 @@ class LiveServer:
         env.update({"BRANDVOTE_BASE_URL": self.url, **(env_extra or {})})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "brandvote", "serve", "--db", str(self.db_path),
-             "--port", str(self.port), "--workers", str(workers)],
+             "--port", str(self.port), "--workers", str(workers), *args],
             env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
