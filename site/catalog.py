@@ -92,10 +92,23 @@ def read_document(path: Path) -> dict:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidCatalog([f"$: 无法读取文件 {path}: {exc}"]) from exc
+    return parse_document(text)
+
+
+def _no_constant(name: str):
+    raise ValueError(name)
+
+
+def parse_document(text: str) -> object:
+    """JSON as the standard says: Python's json would take NaN and Infinity, which no JSON
+    client can read back. A number too large for a float (1e400) still parses, to inf, and
+    the schema's bounds refuse it with its path."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidCatalog([f"$: 不是有效的 JSON（第{exc.lineno}行第{exc.colno}列）: {exc.msg}"]) from exc
+    except ValueError as exc:
+        raise InvalidCatalog([f"$: 不是有效的 JSON：{exc} 不是数字（JSON 没有 NaN 和 Infinity）"]) from exc
 
 
 # ---------------------------------------------------------------- load / export
@@ -279,6 +292,8 @@ def decode_brand(row: dict) -> dict:
     brand = dict(row)
     for key in JSON_FIELDS:
         brand[key] = json.loads(brand[key])
+    # a figure stored as Infinity or NaN before the schema bounded it is never shown or emitted
+    brand["figures"] = [f for f in brand["figures"] if isinstance(f.get("value"), int) or math.isfinite(f["value"])]
     brand["kind_label"] = KINDS.get(brand["kind"], brand["kind"])
     return brand
 
@@ -291,9 +306,11 @@ def brand_by_slug(db: Database, slug: str) -> dict:
     brand["lists"] = list(db.query(
         "select l.slug, l.title from list_items li join lists l on l.id = li.list_id"
         " where li.brand_id = ? order by l.id", [row["id"]]))
+    # A draft (never scheduled nor opened) leaves no public trace, its title and link included.
     brand["campaigns"] = list(db.query(
         "select c.slug, c.title from candidates k join campaigns c on c.id = k.campaign_id"
-        " where k.brand_id = ? order by c.id", [row["id"]]))
+        " where k.brand_id = ? and (c.opens_at is not null or c.manual_state is not null)"
+        " order by c.id", [row["id"]]))
     return brand
 
 

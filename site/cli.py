@@ -156,8 +156,9 @@ def cmd_campaign(args) -> int:
 def cmd_codes(args) -> int:
     """One-time voter codes to a CSV (code, URL), and with --slips a printable HTML file of
     QR slips; only the codes' hashes stay in the database."""
-    import csv
     import time
+
+    from . import spreadsheet
 
     if not 1 <= args.count <= 1_000_000:
         print("--count 必须在 1 到 1000000 之间。", file=sys.stderr)
@@ -189,10 +190,7 @@ def cmd_codes(args) -> int:
 
     codes = voting.create_codes(db, camp["id"], args.count, clock.utcnow(), progress=progress_for("已生成"))
     with open(out, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["code", "url"])
-        for code in codes:
-            writer.writerow([code, f"{settings.base_url}/v/{code}"])
+        spreadsheet.write_codes(fh, codes, settings.base_url)
     print(f"已为“{camp['title']}”生成 {len(codes)} 个投票码：{out}")
     if slips is not None:
         from . import qr
@@ -224,7 +222,7 @@ def cmd_tally(args) -> int:
 
     _, db = _open(args)
     now = clock.utcnow()
-    camp = voting.campaign_by_slug(db, args.slug)
+    camp = tally.settle(db, voting.campaign_by_slug(db, args.slug), now)
     if args.decide_tie:
         res = tally.decide_tie(db, camp, [s.strip() for s in args.decide_tie.split(",") if s.strip()], now, "cli")
     else:

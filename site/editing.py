@@ -54,9 +54,11 @@ def _lines(text: str) -> list[str]:
 
 
 def _number(text: str):
-    if re.fullmatch(r"-?\d+", text):
+    """A figure as typed: digits with an optional decimal part, of at most 15 digits before
+    it (a 400-digit value became Infinity, which is not JSON)."""
+    if re.fullmatch(r"-?\d{1,15}", text):
         return int(text)
-    if re.fullmatch(r"-?\d+\.\d+", text):
+    if re.fullmatch(r"-?\d{1,15}\.\d{1,6}", text):
         return float(text)
     raise ValueError(text)
 
@@ -89,7 +91,8 @@ def brand_from_form(form, slug: str | None = None) -> tuple[dict, dict[str, str]
                 figure["unit"] = parts[2]
             brand["figures"].append(figure)
         except ValueError:
-            errors["figures"] = f"第 {i} 行应写成“名称 | 数值 | 单位”，数值为数字。"
+            errors["figures"] = (f"第 {i} 行应写成“名称 | 数值 | 单位”，数值为数字"
+                                 "（整数部分最多 15 位，小数最多 6 位）。")
             break
     for i, line in enumerate(_lines(get("sources")), start=1):
         parts = [p.strip() for p in line.split("|")] + ["", ""]
@@ -132,7 +135,8 @@ def _chinese(error: jsonschema.ValidationError) -> str:
     if kind == "uniqueItems":
         return "有重复的项。"
     if kind in ("minimum", "maximum"):
-        return "数值超出范围（1949–2100）。"
+        lo, hi = error.schema.get("minimum"), error.schema.get("maximum")
+        return f"数值超出范围（{lo:g} 到 {hi:g}）。" if lo is not None and hi is not None else "数值超出范围。"
     return "格式不正确。"
 
 

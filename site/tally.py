@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from . import clock, voting
+from . import clock, spreadsheet, voting
 from .db import first, immediate
 from .errors import BrandvoteError
 
@@ -132,8 +132,8 @@ def ledger_rows(db: Database, campaign_id: int):
 def ledger_lines(rows):
     """The canonical ledger, line by line: UTF-8, LF, header first; no voter key, no time."""
     yield ",".join(LEDGER_HEADER) + "\n"
-    for receipt_hash, choices in rows:
-        yield f"{receipt_hash},{choices}\n"
+    for receipt_hash, choices in rows:  # hex and slugs (^[a-z0-9]): spreadsheet.cell keeps them as they are
+        yield f"{receipt_hash},{spreadsheet.cell(choices)}\n"
 
 
 def ledger_csv(rows) -> str:
@@ -270,7 +270,7 @@ def results_json(res: dict) -> dict:
 def results_csv(res: dict) -> str:
     """For Excel: UTF-8 with BOM so Chinese opens intact."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    writer = spreadsheet.writer(buf, lineterminator="\r\n")
     writer.writerow(["名次", "项目", "主办单位", "票数", "得票率", "入选", "并列", "slug"])
     for r in res["rows"]:
         writer.writerow([r.rank, r.name, r.organizer, r.votes, f"{r.share * 100:.1f}%",

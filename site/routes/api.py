@@ -16,7 +16,8 @@ class ChineseJSON(JSONResponse):
     def render(self, content) -> bytes:
         import json
 
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # allow_nan=False: never NaN or Infinity, which are not JSON (decode_brand drops them)
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def brand_json(brand: dict, base_url: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -150,9 +149,10 @@ def import_upload(request: Request):
             raise InvalidCatalog(["$: 请选择一个 JSON 文件。"])
         raw = upload.file.read()
         try:
-            doc = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
             raise InvalidCatalog([f"$: 不是有效的 UTF-8 JSON 文件：{exc}"]) from exc
+        doc = catalog.parse_document(text)
         report, import_id = editing.stage_import(db, doc, now, actor, _manages_campaigns(request))
     except InvalidCatalog as exc:
         problems, status = exc.problems, exc.status

@@ -9,7 +9,6 @@ its Chinese message and status.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from datetime import datetime, timezone
@@ -19,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import catalog, clock, qr, tally, voting
+from .. import catalog, clock, qr, spreadsheet, tally, voting
 from ..db import immediate
 from ..errors import BrandvoteError
 from .staff import NO_STORE, render, requires, staff_form
@@ -423,10 +422,7 @@ def _codes(request: Request, form) -> Response:
         return Response(out.getvalue(), media_type="text/html; charset=utf-8", headers={
             **NO_STORE, "Content-Disposition": f'attachment; filename="{camp["slug"]}-slips-{stamp}.html"'})
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["code", "url"])
-    base = request.state.settings.base_url
-    writer.writerows([code, f"{base}/v/{code}"] for code in codes)
+    spreadsheet.write_codes(out, codes, request.state.settings.base_url)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
         **NO_STORE, "Content-Disposition": f'attachment; filename="{camp["slug"]}-codes-{stamp}.csv"'})
 
