@@ -59,6 +59,9 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -
     def render_413(scope):
         return error_response(templates, Request(scope), 413)
 
+    def render_refusal(scope, status, code, message):
+        return error_response(templates, Request(scope), status, message, code)
+
     return Site(
         routes=build_routes(),
         lifespan=lifespan,
@@ -78,6 +81,7 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -
                        https_only=settings.https),
         ],
         https=settings.https,
+        refuse=render_refusal,
     )
 
 
@@ -85,12 +89,14 @@ class Site(Starlette):
     """Starlette with the security headers outside its error middleware, so 500 pages carry them
     too, and cached pages answered just inside them (pagecache.CacheFront)."""
 
-    def __init__(self, *args, https: bool = False, **kwargs):
+    def __init__(self, *args, https: bool = False, refuse=None, **kwargs):
         self.https = https
+        self.refuse = refuse
         super().__init__(*args, **kwargs)
 
     def build_middleware_stack(self):
-        return SecurityHeaders(CacheFront(super().build_middleware_stack(), front_pages=vote.FRONT_PAGES),
+        return SecurityHeaders(CacheFront(super().build_middleware_stack(), front_pages=vote.FRONT_PAGES,
+                                          refuse=self.refuse),
                                https=self.https)
 
 

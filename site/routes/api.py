@@ -10,6 +10,7 @@ from .. import catalog, tally, voting
 from ..errors import BadQuery
 from ..openapi import openapi_document
 from ..pagecache import cached_page
+from .catalog import SEARCH_PARAMS
 
 
 class ChineseJSON(JSONResponse):
@@ -68,7 +69,7 @@ def strict_filters(params) -> catalog.Filters:
     return catalog.parse_filters(params)
 
 
-@cached_page
+@cached_page(params=SEARCH_PARAMS)
 def brands(request: Request):
     db = request.state.store.db()
     filters = strict_filters(request.query_params)

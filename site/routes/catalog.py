@@ -28,7 +28,11 @@ def home(request: Request):
     })
 
 
-@cached_page
+# What /brands and /api/brands read (catalog.parse_filters): the page cache keys on these alone.
+SEARCH_PARAMS = ("q", "region", "kind", "list", "page")
+
+
+@cached_page(params=SEARCH_PARAMS)
 def brands(request: Request):
     db = _db(request)
     filters = catalog.parse_filters(request.query_params)

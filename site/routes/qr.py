@@ -54,10 +54,10 @@ def campaign_code(fmt: str):
         return image_response(request, campaign_url(request, camp["slug"], channel), fmt, size)
 
     endpoint.__name__ = f"campaign_qr_{fmt}"
-    return cached_page(endpoint)
+    return cached_page(endpoint, params=("ch", "size"))
 
 
-@cached_page
+@cached_page(params=("size",))
 def brand_code(request: Request) -> Response:
     size = qr.parse_size(request.query_params.get("size"), "svg")
     brand = catalog.brand_by_slug(request.state.store.db(), request.path_params["slug"])
@@ -74,7 +74,7 @@ def common_organizer(candidates: list[dict]) -> str | None:
     return "、".join(n for n in names[0] if n in shared) or None
 
 
-@cached_page
+@cached_page(params=("ch",))
 def poster(request: Request) -> Response:
     channel = parse_channel(request)
     camp = _public_campaign(request)
