@@ -14,7 +14,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 
-from . import clock, db as dbmod
+from . import clock, db as dbmod, qr
 from .accounts import ABSOLUTE_TIMEOUT
 from .pagecache import GZIP_MIN, CacheFront, PageCache
 from .routes import build_routes, vote
@@ -30,8 +30,11 @@ THREADPOOL_SIZE = 16
 ALREADY_COMPRESSED = ("image/png", "application/pdf", "application/zip", "application/gzip")
 
 
-def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -> Starlette:
-    """`now` is the clock every handler asks; tests pass a fake one to cross windows."""
+def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow,
+               qr_codes: qr.Codes | None = None) -> Starlette:
+    """`now` is the clock every handler asks; tests pass a fake one to cross windows.
+    `qr_codes` is the worker's QR cache and render turn (a test passes its own to count
+    or hold renders); by default one is made at startup, keeping nothing if pages aren't cached."""
     templates = make_templates(settings)
     store = dbmod.Store(settings.db_path)
     tokens = Tokens(settings.secret)
@@ -47,9 +50,11 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow) -
         writer = Writer(settings.db_path)
         writer.start()
         page_cache = PageCache(settings.db_path) if settings.cache_pages else None
+        codes = qr_codes if qr_codes is not None else qr.Codes(
+            max_entries=qr.CACHE_ENTRIES if settings.cache_pages else 0)
         try:
             yield {"store": store, "templates": templates, "settings": settings, "tokens": tokens,
-                   "writer": writer, "now": now, "page_cache": page_cache}
+                   "writer": writer, "now": now, "page_cache": page_cache, "qr_codes": codes}
         finally:
             if page_cache is not None:
                 page_cache.close()

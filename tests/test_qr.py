@@ -221,26 +221,26 @@ def test_a_strong_etag_of_the_bytes_and_304_on_a_match(client):
 
 
 def test_each_code_is_rendered_once(client):
-    qr.cache_clear()
+    codes = client.app_state["qr_codes"]
     first = client.get(f"/c/{SLUG}/qr.svg?ch=metro")
-    assert qr.cache_info().misses == 1 and qr.cache_info().hits == 0
+    assert codes.renders == 1 and codes.hits == 0
     second = client.get(f"/c/{SLUG}/qr.svg?ch=metro")
-    assert qr.cache_info().misses == 1, "served again without rendering (page cache or QR cache)"
+    assert codes.renders == 1, "served again without rendering (page cache or QR cache)"
     assert first.content == second.content
     client.get(f"/c/{SLUG}/qr.svg?ch=metro&size=12")  # another size is another image
     client.get(f"/c/{SLUG}/qr.png?ch=metro")  # and another format
-    assert qr.cache_info().misses == 3
+    assert codes.renders == 3
 
 
 def test_with_page_caching_off_nothing_is_cached(seeded_settings, campaign, clock):
     from dataclasses import replace
 
-    qr.cache_clear()
     with TestClient(create_app(replace(seeded_settings, cache_pages=False), now=clock),
                     base_url="https://testserver") as c:
         assert decode(c.get(f"/c/{SLUG}/qr.png")) == [url_for()]
         c.get(f"/c/{SLUG}/qr.png")
-    assert qr.cache_info().misses == 0 and qr.cache_info().hits == 0
+        codes = c.app_state["qr_codes"]
+        assert codes.renders == 2 and len(codes) == 0 and codes.hits == 0
 
 
 # ------------------------------------------------------------ the poster

@@ -1,10 +1,15 @@
 """QR codes for campaigns (per channel) and entries, and the printable A4 poster.
 
 Every encoded URL is built from settings.base_url, never from the request's Host header.
+Size and channel are checked before anything is rendered; images come from the worker's
+qr.Codes (cached, one render at a time) and are also kept by the page cache, keyed on
+`ch` and `size` alone.
 """
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -38,8 +43,11 @@ def campaign_url(request: Request, slug: str, channel: str | None) -> str:
     return f"{url}?ch={channel}" if channel else url
 
 
-def image_response(request: Request, url: str, fmt: str, size: int) -> Response:
-    image = qr.render(url, fmt, size, cache=request.state.settings.cache_pages)
+async def image_response(request: Request, url: str, fmt: str, size: int) -> Response:
+    try:
+        image = await request.state.qr_codes.image(url, fmt, size)
+    except qr.Busy as busy:  # a Chinese 503 page (not cached) that says when to come back
+        raise HTTPException(503, detail=busy.message, headers={"Retry-After": "1"}) from None
     headers = {**CACHE_HEADERS, "ETag": image.etag}
     if etag_matches(request.headers.get("if-none-match"), image.etag):
         return Response(status_code=304, headers=headers)
@@ -47,21 +55,22 @@ def image_response(request: Request, url: str, fmt: str, size: int) -> Response:
 
 
 def campaign_code(fmt: str):
-    def endpoint(request: Request) -> Response:
+    async def endpoint(request: Request) -> Response:
         size = qr.parse_size(request.query_params.get("size"), fmt)
         channel = parse_channel(request)
-        camp = _public_campaign(request)
-        return image_response(request, campaign_url(request, camp["slug"], channel), fmt, size)
+        camp = await run_in_threadpool(_public_campaign, request)
+        return await image_response(request, campaign_url(request, camp["slug"], channel), fmt, size)
 
     endpoint.__name__ = f"campaign_qr_{fmt}"
     return cached_page(endpoint, params=("ch", "size"))
 
 
 @cached_page(params=("size",))
-def brand_code(request: Request) -> Response:
+async def brand_code(request: Request) -> Response:
     size = qr.parse_size(request.query_params.get("size"), "svg")
-    brand = catalog.brand_by_slug(request.state.store.db(), request.path_params["slug"])
-    return image_response(request, f"{request.state.settings.base_url}/brands/{brand['slug']}", "svg", size)
+    slug = request.path_params["slug"]
+    brand = await run_in_threadpool(lambda: catalog.brand_by_slug(request.state.store.db(), slug))
+    return await image_response(request, f"{request.state.settings.base_url}/brands/{brand['slug']}", "svg", size)
 
 
 def common_organizer(candidates: list[dict]) -> str | None:
