@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, catalog, db as dbmod, voting
+from brandvote import accounts, db as dbmod, voting
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -116,9 +116,9 @@ def rendered(tmp_path_factory, seeded_template) -> dict[str, str]:
             c.post(f"/admin/brands/{brand}/edit", data={"csrf_token": token, **BAD_BRAND}), 422)
         pages["import-errors"] = html_of(c.post("/admin/import", data={"csrf_token": token},
                                                 files={"file": ("brands.json", io.BytesIO(b"{nope"))}), 422)
-        bundled = catalog.bundled_catalog_path().read_bytes()
+        exported = get("/admin/export").content  # the bundled file would move the open campaign's times: 409
         pages["import-preview"] = html_of(c.post("/admin/import", data={"csrf_token": token},
-                                                 files={"file": ("brands.json", io.BytesIO(bundled))}))
+                                                 files={"file": ("brands.json", io.BytesIO(exported))}))
         made = c.post("/admin/campaigns/new", data={"csrf_token": token, "slug": "Bad Slug!", "title": ""})
         pages["campaign-new-errors"] = html_of(made, (400, 409, 422))
 
