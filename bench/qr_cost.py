@@ -21,7 +21,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from brandvote import catalog, clock, db as dbmod, qr, voting
+from brandvote import clock, db as dbmod, qr, seed, voting
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -33,7 +33,7 @@ def prepare(tmp: Path) -> Settings:
     dbmod.migrate(path)
     db = dbmod.connect(path)
     now = clock.utcnow()
-    catalog.load_file(db, catalog.bundled_catalog_path(), now)
+    seed.load_file(db, seed.bundled_catalog_path(), now)
     voting.schedule_demo(db, SLUG, now)
     db.close()
     return Settings(db_path=path, secret="bench-secret", base_url="https://vote.example.org")

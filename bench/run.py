@@ -119,13 +119,13 @@ def wrk(url: str, conns: int, seconds: int, script: list[str] | None = None, hea
 # ---------------------------------------------------------------- the database under test
 
 def prepare_database(tmp: Path) -> Path:
-    from brandvote import catalog, clock, db as dbmod, voting
+    from brandvote import clock, db as dbmod, seed, voting
 
     path = tmp / "bench.db"
     dbmod.migrate(path)
     db = dbmod.connect(path)
     now = clock.utcnow()
-    catalog.load_file(db, catalog.bundled_catalog_path(), now)
+    seed.load_file(db, seed.bundled_catalog_path(), now)
     voting.schedule_demo(db, SLUG, now)
     demo = voting.campaign_by_slug(db, SLUG)
     cands = [b["slug"] for b in voting.candidates_of(db, demo["id"])]

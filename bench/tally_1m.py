@@ -18,7 +18,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from brandvote import catalog, clock, db as dbmod, tally, voting
+from brandvote import clock, db as dbmod, seed, tally, voting
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -34,7 +34,7 @@ def main() -> int:
     dbmod.migrate(path)
     db = dbmod.connect(path)
     now = clock.utcnow()
-    catalog.load_file(db, catalog.bundled_catalog_path(), now)
+    seed.load_file(db, seed.bundled_catalog_path(), now)
     opens, closes = now - timedelta(days=3), now - timedelta(days=1)
     db.execute("update campaigns set opens_at = ?, closes_at = ?, announce_at = ?, frozen_at = ? where slug = ?",
                [clock.to_db(opens), clock.to_db(closes), clock.to_db(now - timedelta(hours=1)), clock.to_db(opens), SLUG])

@@ -1,4 +1,4 @@
-"""Brands and lists: queries, search, and the brands.json import/export.
+"""Brands and lists: their rows, revisions, queries and search (brands.json is seed.py's).
 
 Search uses the FTS5 trigram index for terms of three characters or more and a
 parameterised LIKE for shorter ones, because trigram cannot match a two-character
@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
-
-import jsonschema
 from sqlite_utils import Database
 
-from . import clock, db as dbmod, voting
-from .errors import BadQuery, BrandvoteError, InvalidCatalog, NotFound
+from . import clock, db as dbmod
+from .errors import BadQuery, NotFound
 
 KINDS = {
     "brand": "工作品牌",
@@ -34,107 +29,10 @@ BRAND_FIELDS = ("slug", "name", "kind", "organizer", "region", "district", "year
 JSON_FIELDS = ("figures", "tags", "sources")
 
 
-# ---------------------------------------------------------------- the bundled file
+# ---------------------------------------------------------------- rows and revisions
 
-def bundled_catalog_path() -> Path:
-    """data/brands.json as installed with the package, whatever the current directory."""
-    return Path(str(resources.files("brandvote") / "data" / "brands.json"))
-
-
-@lru_cache(maxsize=1)
-def _validator() -> jsonschema.protocols.Validator:
-    schema_path = resources.files("brandvote") / "data" / "brands.schema.json"
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-def _json_path(error: jsonschema.ValidationError) -> str:
-    path = "$"
-    for part in error.absolute_path:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
-def validate_document(doc: object, existing_brand_slugs: set[str] = frozenset()) -> list[str]:
-    """Every problem of a brands.json document, each prefixed with its JSON path."""
-    problems = [
-        f"{_json_path(e)}: {e.message}"
-        for e in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    ]
-    if problems:
-        return problems
-    brand_slugs: set[str] = set()
-    for i, brand in enumerate(doc["brands"]):
-        if brand["slug"] in brand_slugs:
-            problems.append(f"$.brands[{i}].slug: 重复的 slug {brand['slug']!r}")
-        brand_slugs.add(brand["slug"])
-    known = brand_slugs | set(existing_brand_slugs)
-    for key, members in (("lists", "items"), ("campaigns", "candidates")):
-        seen: set[str] = set()
-        for i, item in enumerate(doc.get(key, [])):
-            if item["slug"] in seen:
-                problems.append(f"$.{key}[{i}].slug: 重复的 slug {item['slug']!r}")
-            seen.add(item["slug"])
-            if len(set(item[members])) != len(item[members]):
-                problems.append(f"$.{key}[{i}].{members}: 有重复的条目")
-            for j, slug in enumerate(item[members]):
-                if slug not in known:
-                    problems.append(f"$.{key}[{i}].{members}[{j}]: 没有 slug 为 {slug!r} 的条目")
-    for i, camp in enumerate(doc.get("campaigns", [])):
-        problems += [f"$.campaigns[{i}]: {p}" for p in voting.rule_problems(camp)]
-    return problems
-
-
-def read_document(path: Path) -> dict:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidCatalog([f"$: 无法读取文件 {path}: {exc}"]) from exc
-    return parse_document(text)
-
-
-def _no_constant(name: str):
-    raise ValueError(name)
-
-
-def parse_document(text: str) -> object:
-    """JSON as the standard says: Python's json would take NaN and Infinity, which no JSON
-    client can read back. A number too large for a float (1e400) still parses, to inf, and
-    the schema's bounds refuse it with its path."""
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidCatalog([f"$: 不是有效的 JSON（第{exc.lineno}行第{exc.colno}列）: {exc.msg}"]) from exc
-    except ValueError as exc:
-        raise InvalidCatalog([f"$: 不是有效的 JSON：{exc} 不是数字（JSON 没有 NaN 和 Infinity）"]) from exc
-
-
-# ---------------------------------------------------------------- load / export
-
-@dataclass
-class LoadReport:
-    added: dict[str, list[str]] = field(default_factory=lambda: {"brands": [], "lists": [], "campaigns": []})
-    changed: dict[str, list[str]] = field(default_factory=lambda: {"brands": [], "lists": [], "campaigns": []})
-    unchanged: dict[str, int] = field(default_factory=lambda: {"brands": 0, "lists": 0, "campaigns": 0})
-
-    @property
-    def total_changes(self) -> int:
-        return sum(len(v) for v in self.added.values()) + sum(len(v) for v in self.changed.values())
-
-    def lines(self) -> list[str]:
-        names = {"brands": "条目", "lists": "榜单", "campaigns": "评选"}
-        out = []
-        for key, label in names.items():
-            out.append(f"{label}: 新增 {len(self.added[key])}，修改 {len(self.changed[key])}，"
-                       f"未变 {self.unchanged[key]}")
-            for slug in self.changed[key]:
-                out.append(f"  修改 {slug}")
-        return out
-
-
-def _brand_row(brand: dict) -> dict:
+def brand_row(brand: dict) -> dict:
+    """A brand as the brands table stores it (JSON fields as sorted JSON text)."""
     row = {k: brand.get(k) for k in BRAND_FIELDS}
     row["district"] = brand.get("district")
     row["year_founded"] = brand.get("year_founded")
@@ -145,74 +43,6 @@ def _brand_row(brand: dict) -> dict:
     return row
 
 
-class _Rollback(Exception):
-    """Raised inside the load transaction to undo a dry run."""
-
-
-def load_document(db: Database, doc: dict, now: datetime, actor: str = "load", dry_run: bool = False,
-                  may_manage_campaigns: bool = True) -> LoadReport:
-    """Upsert brands, lists and campaigns by slug in one transaction, or change nothing.
-
-    A dry run does all of it and rolls back, so a preview reports exactly what a load would.
-    Campaigns pass through voting.upsert_campaign's one rule path; an editor's import
-    (may_manage_campaigns False) may carry them only unchanged.
-    """
-    existing = {r["slug"] for r in db.query("select slug from brands")}
-    problems = validate_document(doc, existing)
-    if problems:
-        raise InvalidCatalog(problems)
-    report = LoadReport()
-    try:
-        _load(db, doc, now, actor, dry_run, report, may_manage_campaigns)
-    except _Rollback:
-        pass
-    return report
-
-
-def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, report: LoadReport,
-          may_manage_campaigns: bool) -> None:
-    stamp = clock.to_db(now)
-    with dbmod.immediate(db):
-        for brand in doc["brands"]:
-            row = _brand_row(brand)
-            old = dbmod.first(db, "select * from brands where slug = ?", [row["slug"]])
-            if old is None:
-                db.execute(
-                    "insert into brands (slug, name, kind, organizer, region, district, year_founded,"
-                    " figures, tags, summary, sources, featured, published, created_at, updated_at)"
-                    " values (:slug, :name, :kind, :organizer, :region, :district, :year_founded,"
-                    " :figures, :tags, :summary, :sources, :featured, :published, :now, :now)",
-                    {**row, "now": stamp},
-                )
-                report.added["brands"].append(row["slug"])
-                record_revision(db, dbmod.first(db, "select id from brands where slug = ?", [row["slug"]])["id"],
-                                now, actor, "load")
-            elif any(old[k] != row[k] for k in BRAND_FIELDS) or old["deleted_at"]:
-                sets = ", ".join(f"{k} = :{k}" for k in BRAND_FIELDS if k != "slug")
-                db.execute(f"update brands set {sets}, deleted_at = null, updated_at = :now where slug = :slug",
-                           {**row, "now": stamp})
-                report.changed["brands"].append(row["slug"])
-                record_revision(db, old["id"], now, actor, "load")
-            else:
-                report.unchanged["brands"] += 1
-        ids = {r["slug"]: r["id"] for r in db.query("select id, slug from brands")}
-        for item in doc.get("lists", []):
-            _upsert_list(db, item, ids, stamp, report)
-        for i, camp in enumerate(doc.get("campaigns", [])):
-            try:
-                outcome = voting.upsert_campaign(db, camp, ids, now, actor=actor, may_manage=may_manage_campaigns)
-            except BrandvoteError as exc:  # the whole file or nothing, the refusal at its JSON path
-                refused = InvalidCatalog([f"$.campaigns[{i}] ({camp['slug']}): {exc.message}"])
-                refused.status = exc.status
-                raise refused from exc
-            if outcome == "unchanged":
-                report.unchanged["campaigns"] += 1
-            else:
-                getattr(report, outcome)["campaigns"].append(camp["slug"])
-        if dry_run:
-            raise _Rollback()
-
-
 def record_revision(db: Database, brand_id: int, now: datetime, actor: str, action: str) -> None:
     """Inside the caller's transaction: the brand as it now stands, who and why."""
     row = dbmod.first(db, "select * from brands where id = ?", [brand_id])
@@ -221,69 +51,6 @@ def record_revision(db: Database, brand_id: int, now: datetime, actor: str, acti
     snap["featured"], snap["published"], snap["deleted"] = bool(snap["featured"]), bool(snap["published"]), bool(row["deleted_at"])
     db.execute("insert into brand_revisions (brand_id, at, actor, action, data) values (?, ?, ?, ?, ?)",
                [brand_id, clock.to_db(now), actor, action, json.dumps(snap, ensure_ascii=False, sort_keys=True)])
-
-
-def _upsert_list(db: Database, item: dict, ids: dict[str, int], stamp: str, report: LoadReport) -> None:
-    row = {
-        "slug": item["slug"],
-        "title": item["title"],
-        "description": item.get("description", ""),
-        "sources": json.dumps(item.get("sources", []), ensure_ascii=False, sort_keys=True),
-        "featured": int(bool(item.get("featured", True))),
-    }
-    old = dbmod.first(db, "select * from lists where slug = ?", [row["slug"]])
-    members = [ids[s] for s in item["items"]]
-    if old is None:
-        db.execute("insert into lists (slug, title, description, sources, featured, created_at, updated_at)"
-                   " values (:slug, :title, :description, :sources, :featured, :now, :now)", {**row, "now": stamp})
-        list_id = dbmod.first(db, "select id from lists where slug = ?", [row["slug"]])["id"]
-        report.added["lists"].append(row["slug"])
-    else:
-        list_id = old["id"]
-        old_members = [r["brand_id"] for r in db.query(
-            "select brand_id from list_items where list_id = ? order by position", [list_id])]
-        if all(old[k] == row[k] for k in row) and old_members == members:
-            report.unchanged["lists"] += 1
-            return
-        db.execute("update lists set title = :title, description = :description, sources = :sources,"
-                   " featured = :featured, updated_at = :now where id = :id", {**row, "now": stamp, "id": list_id})
-        report.changed["lists"].append(row["slug"])
-    db.execute("delete from list_items where list_id = ?", [list_id])
-    db.conn.executemany(
-        "insert into list_items (list_id, brand_id, position) values (?, ?, ?)",
-        [(list_id, brand_id, pos) for pos, brand_id in enumerate(members)],
-    )
-
-
-def load_file(db: Database, path: Path, now: datetime) -> LoadReport:
-    return load_document(db, read_document(path), now)
-
-
-def export_document(db: Database) -> dict:
-    brands = []
-    for row in db.query("select * from brands where deleted_at is null order by id"):
-        brand = decode_brand(row)
-        out = {k: brand[k] for k in BRAND_FIELDS}
-        out["featured"] = bool(out["featured"])
-        out["published"] = bool(out["published"])
-        brands.append(out)
-    lists = []
-    for row in db.query("select * from lists order by id"):
-        lists.append({
-            "slug": row["slug"],
-            "title": row["title"],
-            "description": row["description"],
-            "sources": json.loads(row["sources"]),
-            "featured": bool(row["featured"]),
-            "items": [r["slug"] for r in db.query(
-                "select b.slug from list_items li join brands b on b.id = li.brand_id"
-                " where li.list_id = ? and b.deleted_at is null order by li.position", [row["id"]])],
-        })
-    return {"brands": brands, "lists": lists, "campaigns": voting.export_campaigns(db)}
-
-
-def dump(doc: dict) -> str:
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
 
 
 # ---------------------------------------------------------------- queries

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import accounts, catalog, clock, db as dbmod, tally, voting
+from . import accounts, catalog, clock, db as dbmod, seed, tally, voting
 from .errors import BrandvoteError, InvalidCatalog
 from .settings import Settings
 
@@ -37,8 +37,8 @@ def first_start(settings: Settings, out=None) -> None:
     try:
         now = clock.utcnow()
         if catalog.is_empty(db):
-            doc = catalog.read_document(catalog.bundled_catalog_path())
-            report = catalog.load_document(db, doc, now)
+            doc = seed.read_document(seed.bundled_catalog_path())
+            report = seed.load_document(db, doc, now)
             print("已载入内置目录：", *report.lines(), sep="\n  ", file=out)
             if doc.get("campaigns"):
                 demo = doc["campaigns"][0]["slug"]
@@ -72,7 +72,7 @@ def cmd_serve(args) -> int:
 def cmd_load(args) -> int:
     settings, db = _open(args)
     try:
-        report = catalog.load_file(db, Path(args.file), clock.utcnow())
+        report = seed.load_file(db, Path(args.file), clock.utcnow())
     except InvalidCatalog as exc:
         print("载入失败，数据库未做任何修改：", file=sys.stderr)
         for problem in exc.problems:
@@ -85,7 +85,7 @@ def cmd_load(args) -> int:
 
 def cmd_export(args) -> int:
     _, db = _open(args)
-    text = catalog.dump(catalog.export_document(db))
+    text = seed.dump(seed.export_document(db))
     if args.file == "-":
         sys.stdout.write(text)
     else:

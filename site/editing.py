@@ -17,8 +17,8 @@ from functools import lru_cache
 import jsonschema
 from sqlite_utils import Database
 
-from . import catalog, clock
-from .catalog import BRAND_FIELDS, JSON_FIELDS, _brand_row, _validator, decode_brand, record_revision
+from . import clock, seed
+from .catalog import BRAND_FIELDS, JSON_FIELDS, brand_row, decode_brand, record_revision
 from .db import first, immediate
 from .errors import BrandvoteError, NotFound
 
@@ -114,7 +114,7 @@ def form_values(brand: dict) -> dict:
 
 @lru_cache(maxsize=1)
 def _brand_validator():
-    schema = _validator().schema
+    schema = seed.validator().schema
     single = {"$schema": schema.get("$schema"), "$defs": schema["$defs"], "$ref": "#/$defs/brand"}
     cls = jsonschema.validators.validator_for(schema)
     return cls(single, format_checker=cls.FORMAT_CHECKER)
@@ -172,7 +172,7 @@ def save_brand(db: Database, brand: dict, now: datetime, actor: str, existing_sl
     stamp = clock.to_db(now)
     with immediate(db):
         if existing_slug is None:
-            row = _brand_row({**brand, "published": brand.get("published", False)})
+            row = brand_row({**brand, "published": brand.get("published", False)})
             cursor = db.execute(
                 "insert into brands (slug, name, kind, organizer, region, district, year_founded, figures, tags,"
                 " summary, sources, featured, published, created_at, updated_at) values (:slug, :name, :kind,"
@@ -181,7 +181,7 @@ def save_brand(db: Database, brand: dict, now: datetime, actor: str, existing_sl
             brand_id, action = cursor.lastrowid, "create"
         else:
             old = _row(db, existing_slug)
-            row = _brand_row({**brand, "slug": existing_slug, "published": bool(old["published"])})
+            row = brand_row({**brand, "slug": existing_slug, "published": bool(old["published"])})
             fields = [k for k in BRAND_FIELDS if k not in ("slug", "published")]
             if all(old[k] == row[k] for k in fields):
                 return editable_brand(db, existing_slug)
@@ -238,7 +238,7 @@ def restore_revision(db: Database, slug: str, rev_id: int, now: datetime, actor:
     data = json.loads(rev["data"])
     brand = {k: data[k] for k in BRAND_FIELDS}
     brand["slug"] = slug
-    values = _brand_row(brand)
+    values = brand_row(brand)
     with immediate(db):
         db.execute(f"update brands set {', '.join(f'{k} = :{k}' for k in BRAND_FIELDS if k != 'slug')},"
                    " deleted_at = :deleted_at, updated_at = :now where id = :id",
@@ -284,7 +284,7 @@ def stage_import(db: Database, doc, now: datetime, actor: str, may_manage_campai
     """Check a document as `load` would, without changing the catalog; keep it for the same
     editor to apply after the preview. Returns (report, import id); InvalidCatalog if bad.
     Campaigns are the organizer's: an editor's file may carry them only unchanged."""
-    report = catalog.load_document(db, doc, now, actor=actor, dry_run=True,
+    report = seed.load_document(db, doc, now, actor=actor, dry_run=True,
                                    may_manage_campaigns=may_manage_campaigns)
     import_id = secrets.token_urlsafe(16)
     with immediate(db):
@@ -299,7 +299,7 @@ def apply_import(db: Database, import_id: str, now: datetime, actor: str, may_ma
     pending = first(db, "select * from pending_imports where id = ? and actor = ?", [import_id, actor])
     if pending is None:
         raise NotFound("没有找到这次导入，请重新上传文件。")
-    report = catalog.load_document(db, json.loads(pending["doc"]), now, actor=actor,
+    report = seed.load_document(db, json.loads(pending["doc"]), now, actor=actor,
                                    may_manage_campaigns=may_manage_campaigns)
     with immediate(db):
         db.execute("delete from pending_imports where id = ?", [pending["id"]])

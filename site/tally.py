@@ -18,7 +18,7 @@ from sqlite_utils import Database
 
 from . import clock, spreadsheet, voting
 from .db import first, immediate
-from .errors import BrandvoteError
+from .errors import BrandvoteError, NotFound
 
 TIE_RULE = ("得票相同者名次相同（并列名次，如 1、2、2、4）。入选名额的最后一位若出现并列，"
             "并列者既不算入选也不算落选，由组织方在揭晓前决定并记入审计日志。")
@@ -256,6 +256,19 @@ def settled_campaigns(db: Database, now: datetime) -> list[dict]:
         if camp.get("tally_ready") is None and voting_over(camp, now):
             settle(db, camp, now)
     return voting.list_campaigns(db, now)
+
+
+def public_campaigns(db: Database, now: datetime) -> list[dict]:
+    """What the public may list: every campaign but drafts, settled."""
+    return [c for c in settled_campaigns(db, now) if c["status"] != "draft"]
+
+
+def public_campaign(db: Database, slug: str, now: datetime) -> dict:
+    """The campaign as the public may see it, settled; a draft is not found, like no campaign."""
+    camp = settle(db, voting.campaign_by_slug(db, slug), now)
+    if voting.status(camp, now) == "draft":
+        raise NotFound("没有找到这个评选。")
+    return camp
 
 
 def results_json(res: dict) -> dict:

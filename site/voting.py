@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -15,8 +16,9 @@ from datetime import datetime, timedelta, timezone
 from sqlite_utils import Database
 
 from . import clock
+from .catalog import decode_brand
 from .db import first, immediate
-from .errors import BrandvoteError, InvalidCatalog, NotFound
+from .errors import BrandvoteError, NotFound
 
 STATUS_LABELS = {
     "draft": "筹备中",
@@ -27,6 +29,7 @@ STATUS_LABELS = {
 }
 RULE_FIELDS = ("min_choices", "max_choices", "winners", "electorate")
 TIME_FIELDS = ("opens_at", "closes_at", "announce_at")
+CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # a poster's channel: ?ch= on its QR code
 GRACE = timedelta(minutes=10)  # a ballot page loaded before closing may still be submitted
 
 
@@ -237,8 +240,6 @@ def ballots_per_campaign(db: Database) -> dict[int, int]:
 
 def candidates_of(db: Database, campaign_id: int) -> list[dict]:
     """Candidates in the organizer's fixed order, never by votes."""
-    from .catalog import decode_brand
-
     return [decode_brand(r) for r in db.query(
         "select b.* from candidates k join brands b on b.id = k.brand_id"
         " where k.campaign_id = ? order by k.position", [campaign_id])]

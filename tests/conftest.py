@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import catalog, db as dbmod, voting
+from brandvote import db as dbmod, seed, voting
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -20,7 +20,7 @@ def seeded_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("seed") / "seed.db"
     dbmod.migrate(path)
     db = dbmod.connect(path)
-    catalog.load_file(db, catalog.bundled_catalog_path(), NOW)
+    seed.load_file(db, seed.bundled_catalog_path(), NOW)
     db.close()
     return path
 
@@ -62,7 +62,7 @@ def client(seeded_settings):
 
 @pytest.fixture(scope="session")
 def bundled() -> dict:
-    return catalog.read_document(catalog.bundled_catalog_path())
+    return seed.read_document(seed.bundled_catalog_path())
 
 
 def pytest_collection_modifyitems(config, items):

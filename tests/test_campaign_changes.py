@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, catalog, clock as clockmod, db as dbmod, voting
+from brandvote import accounts, clock as clockmod, db as dbmod, seed, voting
 from brandvote.app import create_app
 
 from helpers import ANNOUNCE, CLOSES, NOW, OPENS, PASSWORD, SLUG, FakeClock, login, staff_csrf
@@ -265,7 +265,7 @@ def test_load_from_the_command_line_takes_the_same_path(tmp_path, bundled):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANDVOTE_")}
     run = lambda *a: subprocess.run([sys.executable, "-m", "brandvote", *a, "--db", str(db_path)],  # noqa: E731
                                     capture_output=True, text=True, env=env, timeout=120)
-    assert run("load", str(catalog.bundled_catalog_path())).returncode == 0
+    assert run("load", str(seed.bundled_catalog_path())).returncode == 0
     doc = json.loads(json.dumps(bundled))
     doc["campaigns"][0].update(opens_at="2020-01-01T00:00:00+00:00", closes_at="2020-01-02T00:00:00+00:00",
                                announce_at="2020-01-03T00:00:00+00:00")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from brandvote import catalog, voting
+from brandvote import catalog, seed, voting
 from brandvote.errors import BadQuery, InvalidCatalog, NotFound
 
 from helpers import NOW
@@ -35,7 +35,7 @@ def slugs(page):
 # ------------------------------------------------------------ the bundled file
 
 def test_bundled_file_passes_its_schema_and_cross_checks(bundled):
-    assert catalog.validate_document(bundled) == []
+    assert seed.validate_document(bundled) == []
 
 
 def test_bundled_file_holds_every_kind_and_the_required_lists(bundled):
@@ -96,10 +96,10 @@ def count_rows(db):
 
 
 def test_load_reports_added_then_nothing_on_a_second_load(empty_db, bundled):
-    first = catalog.load_document(empty_db, bundled, NOW)
+    first = seed.load_document(empty_db, bundled, NOW)
     assert len(first.added["brands"]) == len(bundled["brands"])
     assert len(first.added["lists"]) == len(bundled["lists"])
-    second = catalog.load_document(empty_db, bundled, NOW)
+    second = seed.load_document(empty_db, bundled, NOW)
     assert second.total_changes == 0
     assert second.unchanged["brands"] == len(bundled["brands"])
 
@@ -107,7 +107,7 @@ def test_load_reports_added_then_nothing_on_a_second_load(empty_db, bundled):
 def test_load_reports_exactly_the_changed_entry(db, bundled):
     doc = copy.deepcopy(bundled)
     doc["brands"][3]["summary"] = doc["brands"][3]["summary"] + "本条摘要已更新。"
-    report = catalog.load_document(db, doc, NOW)
+    report = seed.load_document(db, doc, NOW)
     assert report.changed["brands"] == [doc["brands"][3]["slug"]]
     assert report.added["brands"] == []
     assert catalog.brand_by_slug(db, doc["brands"][3]["slug"])["summary"].endswith("本条摘要已更新。")
@@ -130,7 +130,7 @@ def test_a_broken_file_is_refused_with_its_json_path_and_changes_nothing(db, bun
     before = count_rows(db)
     summary_before = catalog.brand_by_slug(db, bundled["brands"][0]["slug"])["summary"]
     with pytest.raises(InvalidCatalog) as err:
-        catalog.load_document(db, doc, NOW)
+        seed.load_document(db, doc, NOW)
     assert any(expected_path in p for p in err.value.problems), err.value.problems
     assert count_rows(db) == before
     assert catalog.brand_by_slug(db, bundled["brands"][0]["slug"])["summary"] == summary_before
@@ -140,7 +140,7 @@ def test_several_errors_are_all_reported(bundled):
     doc = copy.deepcopy(bundled)
     doc["brands"][0]["kind"] = "x"
     doc["brands"][7]["region"] = 5
-    problems = catalog.validate_document(doc)
+    problems = seed.validate_document(doc)
     assert any(p.startswith("$.brands[0].kind") for p in problems)
     assert any(p.startswith("$.brands[7].region") for p in problems)
 
@@ -149,17 +149,17 @@ def test_not_json_is_refused_with_a_line_number(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"brands": [', encoding="utf-8")
     with pytest.raises(InvalidCatalog) as err:
-        catalog.read_document(bad)
+        seed.read_document(bad)
     assert "第1行" in err.value.problems[0]
 
 
 def test_load_export_load_is_a_fixed_point(empty_db, bundled, tmp_path):
-    catalog.load_document(empty_db, bundled, NOW)
-    exported = catalog.export_document(empty_db)
-    assert catalog.validate_document(exported) == []
-    again = catalog.load_document(empty_db, json.loads(catalog.dump(exported)), NOW)
+    seed.load_document(empty_db, bundled, NOW)
+    exported = seed.export_document(empty_db)
+    assert seed.validate_document(exported) == []
+    again = seed.load_document(empty_db, json.loads(seed.dump(exported)), NOW)
     assert again.total_changes == 0
-    assert catalog.export_document(empty_db) == exported
+    assert seed.export_document(empty_db) == exported
     # and the export carries the file's content
     by_slug = {b["slug"]: b for b in exported["brands"]}
     for original in bundled["brands"]:
@@ -174,7 +174,7 @@ def test_frozen_campaign_rules_cannot_be_changed_by_a_load(db, bundled):
     doc = copy.deepcopy(bundled)
     doc["campaigns"][0]["max_choices"] = 5
     with pytest.raises(InvalidCatalog) as err:
-        catalog.load_document(db, doc, NOW)
+        seed.load_document(db, doc, NOW)
     assert "不能再修改" in err.value.problems[0]
     assert voting.campaign_by_slug(db, doc["campaigns"][0]["slug"])["max_choices"] == 10
 
@@ -182,7 +182,7 @@ def test_frozen_campaign_rules_cannot_be_changed_by_a_load(db, bundled):
 def test_a_time_change_on_a_campaign_is_audited(db, bundled):
     doc = copy.deepcopy(bundled)
     doc["campaigns"][0]["closes_at"] = "2027-01-01T00:00:00+08:00"
-    report = catalog.load_document(db, doc, NOW)
+    report = seed.load_document(db, doc, NOW)
     assert report.changed["campaigns"] == [doc["campaigns"][0]["slug"]]
     actions = [r["action"] for r in db.query("select action from audit_log")]
     assert "campaign.times" in actions

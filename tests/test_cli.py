@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from brandvote import catalog, db as dbmod
+from brandvote import db as dbmod, seed
 from brandvote.cli import first_start
 from brandvote.settings import Settings
 
@@ -22,7 +22,7 @@ def run(*args, stdin=None, env_extra=None, cwd=None):
 
 def test_load_then_export_round_trips(tmp_path):
     db = tmp_path / "a.db"
-    r = run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    r = run("load", str(seed.bundled_catalog_path()), "--db", str(db))
     assert r.returncode == 0, r.stderr
     assert "新增" in r.stdout
     out = tmp_path / "export.json"
@@ -38,7 +38,7 @@ def test_load_then_export_round_trips(tmp_path):
 
 def test_load_of_a_broken_file_prints_paths_and_changes_nothing(tmp_path, bundled):
     db = tmp_path / "a.db"
-    assert run("load", str(catalog.bundled_catalog_path()), "--db", str(db)).returncode == 0
+    assert run("load", str(seed.bundled_catalog_path()), "--db", str(db)).returncode == 0
     broken = json.loads(json.dumps(bundled))
     broken["brands"][4]["kind"] = "poster"
     broken["brands"][0]["name"] = "改过的名字"
@@ -92,7 +92,7 @@ def test_environment_settings_are_checked(tmp_path):
 
 
 def test_bundled_catalog_is_found_from_any_directory(tmp_path):
-    r = run("load", str(catalog.bundled_catalog_path()), "--db", "x.db", cwd=tmp_path)
+    r = run("load", str(seed.bundled_catalog_path()), "--db", "x.db", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "x.db").exists()
 
@@ -109,7 +109,7 @@ def test_user_add_reads_the_password_from_stdin(tmp_path):
 
 def test_backup_is_a_consistent_copy(tmp_path):
     db = tmp_path / "a.db"
-    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    run("load", str(seed.bundled_catalog_path()), "--db", str(db))
     target = tmp_path / "backup.db"
     r = run("backup", str(target), "--db", str(db))
     assert r.returncode == 0, r.stderr
@@ -127,7 +127,7 @@ def test_help_lists_the_commands():
 
 def _codes_campaign(tmp_path):
     db = tmp_path / "c.db"
-    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    run("load", str(seed.bundled_catalog_path()), "--db", str(db))
     conn = dbmod.connect(db)
     conn.execute("update campaigns set electorate = 'codes'")
     conn.conn.commit()
@@ -152,7 +152,7 @@ def test_codes_writes_a_csv_of_one_time_codes_and_stores_only_hashes(tmp_path):
 
 def test_codes_are_refused_for_an_open_electorate(tmp_path):
     db = tmp_path / "o.db"
-    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    run("load", str(seed.bundled_catalog_path()), "--db", str(db))
     r = run("codes", "shanghai-2022-highlights", "--count", "5", "--out", str(tmp_path / "x.csv"), "--db", str(db))
     assert r.returncode == 1 and "公开投票" in r.stderr
     assert not (tmp_path / "x.csv").exists()
@@ -162,7 +162,7 @@ def test_turnout_prints_totals_by_channel_without_candidate_counts(tmp_path, bun
     from brandvote import clock, voting
 
     db = tmp_path / "t.db"
-    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    run("load", str(seed.bundled_catalog_path()), "--db", str(db))
     conn = dbmod.connect(db)
     slug = bundled["campaigns"][0]["slug"]
     voting.schedule_demo(conn, slug, clock.utcnow())
@@ -186,7 +186,7 @@ def _voted_and_closed(tmp_path, bundled, closed_minutes_ago=20):
     from brandvote import clock, voting
 
     db = tmp_path / "v.db"
-    run("load", str(catalog.bundled_catalog_path()), "--db", str(db))
+    run("load", str(seed.bundled_catalog_path()), "--db", str(db))
     conn = dbmod.connect(db)
     slug = bundled["campaigns"][0]["slug"]
     now = clock.utcnow()

@@ -7,7 +7,7 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from brandvote import accounts, catalog
+from brandvote import accounts, catalog, seed
 from brandvote.app import create_app
 
 from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf
@@ -187,5 +187,5 @@ def test_export_round_trips(editor, bundled):
     r = editor.get("/admin/export")
     assert "attachment" in r.headers["content-disposition"]
     doc = r.json()
-    assert catalog.validate_document(doc) == []
+    assert seed.validate_document(doc) == []
     assert [b["slug"] for b in doc["brands"]] == [b["slug"] for b in bundled["brands"]]

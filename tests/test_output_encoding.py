@@ -11,7 +11,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, catalog, spreadsheet, voting
+from brandvote import accounts, spreadsheet, voting
 from brandvote.app import create_app
 
 from helpers import ANNOUNCE, NOW, PASSWORD, SLUG, FakeClock, login, open_campaign, staff_csrf, OPENS, CLOSES

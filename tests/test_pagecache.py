@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import catalog, db as dbmod
+from brandvote import db as dbmod, seed
 from brandvote.pagecache import Fragments
 from brandvote.app import create_app
 
@@ -103,7 +103,7 @@ def test_an_import_is_visible_at_once(client, db, bundled):
     client.get("/lists")
     doc = copy.deepcopy(bundled)
     doc["lists"][0]["title"] = "改过名字的榜单"
-    catalog.load_document(db, doc, NOW)
+    seed.load_document(db, doc, NOW)
     assert "改过名字的榜单" in client.get("/lists").text
 
 

@@ -115,7 +115,7 @@ def campaigns(request: Request):
     base = request.state.settings.base_url
     return ChineseJSON({"items": [
         campaign_json(db, c, now, base, with_candidates=False)
-        for c in tally.settled_campaigns(db, now) if c["status"] != "draft"
+        for c in tally.public_campaigns(db, now)
     ]})
 
 
@@ -123,9 +123,7 @@ def campaigns(request: Request):
 def campaign(request: Request):
     db = request.state.store.db()
     now = request.state.now()
-    camp = tally.settle(db, voting.campaign_by_slug(db, request.path_params["slug"]), now)
-    if voting.status(camp, now) == "draft":
-        raise voting.NotFound("没有找到这个评选。")
+    camp = tally.public_campaign(db, request.path_params["slug"], now)
     return ChineseJSON(campaign_json(db, camp, now, request.state.settings.base_url, with_candidates=True))
 
 
@@ -133,7 +131,7 @@ def openapi(request: Request):
     db = request.state.store.db()
     now = request.state.now()
     first_list = next(iter(catalog.all_lists(db)), None)
-    camp = next((c for c in voting.list_campaigns(db, now) if c["status"] != "draft"), None)
+    camp = next(iter(tally.public_campaigns(db, now)), None)
     examples = {"brand": catalog.first_brand_slug(db), "list": first_list and first_list["slug"],
                 "campaign": camp and camp["slug"]}
     return ChineseJSON(openapi_document(request.state.settings.base_url, examples))

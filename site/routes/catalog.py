@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
-from .. import catalog, tally, voting
+from .. import catalog, tally
 from ..pagecache import cached_page
 
 
@@ -17,7 +17,7 @@ def _db(request: Request):
 def home(request: Request):
     db = _db(request)
     now = request.state.now()
-    campaigns = [c for c in tally.settled_campaigns(db, now) if c["status"] != "draft"]
+    campaigns = tally.public_campaigns(db, now)
     lists = [item for item in catalog.all_lists(db) if item["featured"]]
     return request.state.templates.TemplateResponse(request, "catalog/home.html", {
         "campaigns": campaigns,

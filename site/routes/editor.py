@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import catalog, editing
+from .. import catalog, editing, seed
 from ..errors import BrandvoteError, InvalidCatalog, NotFound
 from .staff import render, requires
 
@@ -152,7 +152,7 @@ def import_upload(request: Request):
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidCatalog([f"$: 不是有效的 UTF-8 JSON 文件：{exc}"]) from exc
-        doc = catalog.parse_document(text)
+        doc = seed.parse_document(text)
         report, import_id = editing.stage_import(db, doc, now, actor, _manages_campaigns(request))
     except InvalidCatalog as exc:
         problems, status = exc.problems, exc.status
@@ -175,7 +175,7 @@ def import_apply(request: Request):
 
 @requires("editor")
 def export(request: Request):
-    text = catalog.dump(catalog.export_document(request.state.store.db()))
+    text = seed.dump(seed.export_document(request.state.store.db()))
     return Response(text, media_type="application/json; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="brands.json"'})
 

@@ -22,7 +22,6 @@ from .. import catalog, clock, qr, spreadsheet, tally, voting
 from ..db import immediate
 from ..errors import BrandvoteError
 from .staff import NO_STORE, render, requires, staff_form
-from .vote import CHANNEL_RE
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 INT_RE = re.compile(r"^[0-9]{1,7}$")
@@ -319,7 +318,7 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
     state = voting.status(camp, now)
     channel = request.query_params.get("ch", "").strip()
     channel_error = None
-    if channel and not CHANNEL_RE.match(channel):
+    if channel and not voting.CHANNEL_RE.match(channel):
         channel_error = "渠道名只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
     threshold = _int(request.query_params.get("threshold", ""), 2, 1_000_000) or ANOMALY_THRESHOLD
     turnout = voting.turnout(db, camp["id"])

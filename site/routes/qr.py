@@ -17,7 +17,7 @@ from starlette.routing import Route
 from .. import catalog, qr, voting
 from ..errors import BrandvoteError
 from ..pagecache import cached_page, etag_matches
-from .vote import CHANNEL_RE, _public_campaign
+from .common import public_campaign
 
 CACHE_HEADERS = {"Cache-Control": "public, max-age=86400"}
 
@@ -33,7 +33,7 @@ def parse_channel(request: Request) -> str | None:
     ch = request.query_params.get("ch", "")
     if ch == "":
         return None
-    if not CHANNEL_RE.match(ch):
+    if not voting.CHANNEL_RE.match(ch):
         raise BadChannel()
     return ch
 
@@ -58,7 +58,7 @@ def campaign_code(fmt: str):
     async def endpoint(request: Request) -> Response:
         size = qr.parse_size(request.query_params.get("size"), fmt)
         channel = parse_channel(request)
-        camp = await run_in_threadpool(_public_campaign, request)
+        camp = await run_in_threadpool(public_campaign, request)
         return await image_response(request, campaign_url(request, camp["slug"], channel), fmt, size)
 
     endpoint.__name__ = f"campaign_qr_{fmt}"
@@ -86,7 +86,7 @@ def common_organizer(candidates: list[dict]) -> str | None:
 @cached_page(params=("ch",))
 def poster(request: Request) -> Response:
     channel = parse_channel(request)
-    camp = _public_campaign(request)
+    camp = public_campaign(request)
     candidates = voting.candidates_of(request.state.store.db(), camp["id"])
     query = f"?ch={channel}" if channel else ""
     return request.state.templates.TemplateResponse(request, "qr/poster.html", {

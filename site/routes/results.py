@@ -10,14 +10,14 @@ from starlette.routing import Route
 from .. import db as dbmod, tally
 from ..pagecache import cached_page
 from .api import ChineseJSON
-from .vote import NO_STORE, _public_campaign
+from .common import NO_STORE, public_campaign
 
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
 
 
 def _announced(request: Request) -> tuple[dict, dict | None]:
     """The campaign, and its results only if announced (None before)."""
-    camp = _public_campaign(request)
+    camp = public_campaign(request)
     now = request.state.now()
     if not tally.is_announced(camp, now):
         return camp, None
@@ -37,7 +37,7 @@ def results_page(request: Request):
 def receipt_lookup(request: Request):
     """/c/{slug}/receipt?code=…: after the announcement, was this receipt counted, and how."""
     res = _download(request)
-    camp = _public_campaign(request)
+    camp = public_campaign(request)
     code = request.query_params.get("code", "")[:40]
     found = tally.lookup_receipt(request.state.store.db(), camp, code, request.state.now()) if code else None
     return request.state.templates.TemplateResponse(
@@ -67,7 +67,7 @@ def results_json(request: Request):
 def ledger_csv(request: Request):
     """Streamed: a million-ballot ledger never sits in memory. Its digest was fixed at the tally."""
     res = _download(request)
-    camp = _public_campaign(request)
+    camp = public_campaign(request)
     path = request.state.settings.db_path
 
     def lines():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import sqlite3
 from urllib.parse import parse_qsl
 
@@ -14,30 +13,21 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import tally, voting
+from .. import voting
 from ..errors import NotFound
 from ..pagecache import Fragments
 from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_address, cross_site
+from .common import NO_STORE, public_campaign
+from .results import receipt_lookup
 
-CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-NO_STORE = {"Cache-Control": "no-store"}
 FORM_LIMITS = {"max_fields": 64, "max_files": 0, "max_part_size": 4096}
-
-
-def _public_campaign(request: Request) -> dict:
-    """The campaign of the path, settled (its tally kept once voting is over), never a draft."""
-    db, now = request.state.store.db(), request.state.now()
-    camp = tally.settle(db, voting.campaign_by_slug(db, request.path_params["slug"]), now)
-    if voting.status(camp, now) == "draft":
-        raise NotFound("没有找到这个评选。")
-    return camp
 
 
 def channel_of(request: Request) -> str | None:
     if not request.scope["query_string"]:  # the crowd's URL: skip parsing an empty query
         return None
     ch = request.query_params.get("ch", "")
-    return ch if CHANNEL_RE.match(ch) else None
+    return ch if voting.CHANNEL_RE.match(ch) else None
 
 
 class Voter:
@@ -171,7 +161,7 @@ def spliced(request: Request, page: Fragments, slot: bytes) -> Response:
 
 
 def ballot_page_rendered(request: Request):
-    camp = _public_campaign(request)
+    camp = public_campaign(request)
     voter = Voter(request, camp)
     if voter.key:
         existing = voting.ballot_of(request.state.store.db(), camp["id"], voter.key)
@@ -247,7 +237,7 @@ async def submit(request: Request):
         if camp is None or voting.status(camp, request.state.now()) == "draft":
             raise NotFound("没有找到这个评选。")
     else:
-        camp = await run_in_threadpool(_public_campaign, request)
+        camp = await run_in_threadpool(public_campaign, request)
     voter = Voter(request, camp)
     choices: list = []
 
@@ -314,10 +304,8 @@ async def submit(request: Request):
 
 def receipt(request: Request):
     if "code" in request.query_params:  # anyone checking a receipt code, after the announcement
-        from .results import receipt_lookup
-
         return receipt_lookup(request)
-    camp = _public_campaign(request)
+    camp = public_campaign(request)
     voter = Voter(request, camp)
     ballot = voting.ballot_of(request.state.store.db(), camp["id"], voter.key) if voter.key else None
     if ballot is None:

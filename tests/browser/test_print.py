@@ -116,9 +116,9 @@ def slips_file(tmp_path, live_server):
         assert r.returncode == 0, r.stderr
         return r
 
-    from brandvote import catalog
+    from brandvote import seed
 
-    run("load", str(catalog.bundled_catalog_path()))
+    run("load", str(seed.bundled_catalog_path()))
     with sqlite3.connect(db) as conn:
         conn.execute("update campaigns set electorate = 'codes' where slug = ?", [SLUG])
     html, out = tmp_path / "slips.html", tmp_path / "codes.csv"
