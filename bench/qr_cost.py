@@ -21,7 +21,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from brandvote import clock, db as dbmod, qr, seed, voting
+from brandvote import campaigns, clock, db as dbmod, qr, seed
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -34,7 +34,7 @@ def prepare(tmp: Path) -> Settings:
     db = dbmod.connect(path)
     now = clock.utcnow()
     seed.load_file(db, seed.bundled_catalog_path(), now)
-    voting.schedule_demo(db, SLUG, now)
+    campaigns.schedule_demo(db, SLUG, now)
     db.close()
     return Settings(db_path=path, secret="bench-secret", base_url="https://vote.example.org")
 

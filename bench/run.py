@@ -119,31 +119,31 @@ def wrk(url: str, conns: int, seconds: int, script: list[str] | None = None, hea
 # ---------------------------------------------------------------- the database under test
 
 def prepare_database(tmp: Path) -> Path:
-    from brandvote import clock, db as dbmod, seed, voting
+    from brandvote import ballots, campaigns, clock, db as dbmod, seed
 
     path = tmp / "bench.db"
     dbmod.migrate(path)
     db = dbmod.connect(path)
     now = clock.utcnow()
     seed.load_file(db, seed.bundled_catalog_path(), now)
-    voting.schedule_demo(db, SLUG, now)
-    demo = voting.campaign_by_slug(db, SLUG)
-    cands = [b["slug"] for b in voting.candidates_of(db, demo["id"])]
+    campaigns.schedule_demo(db, SLUG, now)
+    demo = campaigns.campaign_by_slug(db, SLUG)
+    cands = [b["slug"] for b in campaigns.candidates_of(db, demo["id"])]
     # an announced campaign with a few thousand ballots, for the results page
-    voting.upsert_campaign(db, {"slug": RESULTS, "title": "基准测试：已揭晓的评选", "intro": "基准测试用。",
+    campaigns.upsert_campaign(db, {"slug": RESULTS, "title": "基准测试：已揭晓的评选", "intro": "基准测试用。",
                                 "candidates": cands, "opens_at": clock.to_db(now - timedelta(days=3)),
                                 "closes_at": clock.to_db(now - timedelta(days=2)),
                                 "announce_at": clock.to_db(now - timedelta(days=1))},
                            {r["slug"]: r["id"] for r in db.query("select id, slug from brands")},
                            now - timedelta(days=4))
     db.conn.commit()
-    camp = voting.campaign_by_slug(db, RESULTS)
+    camp = campaigns.campaign_by_slug(db, RESULTS)
     import random
 
     rng = random.Random(1)
     with dbmod.immediate(db):
         for i in range(5000):
-            voting.cast_ballot(db, camp["id"], f"bench:{i}", rng.sample(cands, rng.randint(1, 10)),
+            ballots.cast_ballot(db, camp["id"], f"bench:{i}", rng.sample(cands, rng.randint(1, 10)),
                                now - timedelta(days=2, hours=1), page_loaded_at=now - timedelta(days=2, hours=1))
     db.close()
     return path
@@ -154,14 +154,14 @@ def mint_ballots(db_path: Path, out: Path, count: int) -> None:
     import random
     from urllib.parse import urlencode
 
-    from brandvote import clock, db as dbmod, voting
+    from brandvote import campaigns, clock, db as dbmod
     from brandvote.security import Tokens
     from brandvote.settings import secret_from_file
 
     tokens = Tokens(secret_from_file(db_path))
     db = dbmod.connect(db_path)
-    camp = voting.campaign_by_slug(db, SLUG)
-    cands = [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+    camp = campaigns.campaign_by_slug(db, SLUG)
+    cands = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])]
     db.close()
     issued = clock.utcnow() - timedelta(minutes=1)
     rng = random.Random(2)

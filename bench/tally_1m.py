@@ -18,7 +18,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from brandvote import clock, db as dbmod, seed, tally, voting
+from brandvote import campaigns, clock, db as dbmod, seed, tally
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -39,7 +39,7 @@ def main() -> int:
     db.execute("update campaigns set opens_at = ?, closes_at = ?, announce_at = ?, frozen_at = ? where slug = ?",
                [clock.to_db(opens), clock.to_db(closes), clock.to_db(now - timedelta(hours=1)), clock.to_db(opens), SLUG])
     db.conn.commit()
-    camp = voting.campaign_by_slug(db, SLUG)
+    camp = campaigns.campaign_by_slug(db, SLUG)
     brand_ids = [r[0] for r in db.execute(
         "select brand_id from candidates where campaign_id = ? order by position", [camp["id"]])]
     slug_of = {r[0]: r[1] for r in db.execute("select id, slug from brands")}
@@ -68,7 +68,7 @@ def main() -> int:
     db.close()
 
     db = dbmod.connect(path)
-    camp = voting.campaign_by_slug(db, SLUG)
+    camp = campaigns.campaign_by_slug(db, SLUG)
     started = time.perf_counter()
     res = tally.results(db, camp, now)
     once = time.perf_counter() - started

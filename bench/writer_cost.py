@@ -1,7 +1,7 @@
 """What the writer spends per ballot as a campaign fills up, in one process, no server.
 
 Under wrk the writer is one of four busy threads on two cores, and its share is hard to see;
-here it runs alone: batches of fresh valid ballots through voting.cast_ballots inside BEGIN
+here it runs alone: batches of fresh valid ballots through ballots.cast_ballots inside BEGIN
 IMMEDIATE, then COMMIT with synchronous=FULL, on the bench database (bench/run.py's). It
 prints, at each campaign size, the median time cast_ballots takes per ballot (the rules and
 the inserts) and the median and p99 of a commit (the fsync, and now and then a checkpoint).
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import SLUG, prepare_database  # noqa: E402
 
-from brandvote import clock, db as dbmod, voting  # noqa: E402
+from brandvote import ballots, campaigns, clock, db as dbmod  # noqa: E402
 from brandvote.writer import WAL_CHECKPOINT_PAGES  # noqa: E402
 
 
@@ -36,18 +36,18 @@ def main() -> int:
     args = parser.parse_args()
     db = dbmod.connect(prepare_database(Path(tempfile.mkdtemp(prefix="brandvote-writer-"))))
     db.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")  # as the writer does
-    camp = voting.campaign_by_slug(db, SLUG)
-    candidates = [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+    camp = campaigns.campaign_by_slug(db, SLUG)
+    candidates = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])]
     rng = random.Random(1)
     now = clock.utcnow()
 
     def batch() -> tuple[float, float]:
-        requests = [voting.BallotRequest(camp["id"], "device:" + os.urandom(32).hex(),
+        requests = [ballots.BallotRequest(camp["id"], "device:" + os.urandom(32).hex(),
                                          rng.sample(candidates, rng.randint(1, 10)), now)
                     for _ in range(args.batch)]
         db.execute("BEGIN IMMEDIATE")
         start = time.perf_counter()
-        outcomes = voting.cast_ballots(db, requests)
+        outcomes = ballots.cast_ballots(db, requests)
         cast = time.perf_counter()
         db.conn.commit()
         assert all(ok for ok, _ in outcomes), outcomes

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 from zxcvbn import zxcvbn
 
-from . import clock
+from . import audit, clock
 from .db import first, immediate
 from .errors import BrandvoteError
 from .security import hash_password, verify_password
@@ -200,7 +200,7 @@ def sign_in(db: Database, username: str, password: str, ip_key: str, now: dateti
         db.execute("delete from login_failures where id = ?", [attempt])  # a success is no failure
         db.execute("insert into sessions (id, user_id, created_at, last_seen, csrf) values"
                    " (:id, :user_id, :created_at, :last_seen, :csrf)", session)
-        record(db, now, username, "login", commit=False)
+        audit.record(db, now, username, "login")
     return session
 
 
@@ -243,15 +243,15 @@ def _settle_failure(db: Database, attempt: int, username: str, ip_key: str, now:
     many attempts are refused after it."""
     since = clock.to_db(now - THROTTLE_WINDOW)
     with immediate(db):
-        record(db, now, username or "?", "login.failed", commit=False)
+        audit.record(db, now, username or "?", "login.failed")
         by_account, by_ip = _failures(db, username, ip_key, since, upto=attempt)
         minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
         if by_account == MAX_FAILURES_PER_ACCOUNT:
-            record(db, now, username or "?", "login.throttled", "account", commit=False,
-                   detail={"failures": by_account, "minutes": minutes})
+            audit.record(db, now, username or "?", "login.throttled", "account",
+                         detail={"failures": by_account, "minutes": minutes})
         if by_ip == MAX_FAILURES_PER_IP:
-            record(db, now, username or "?", "login.throttled", "address", commit=False,
-                   detail={"failures": by_ip, "minutes": minutes})
+            audit.record(db, now, username or "?", "login.throttled", "address",
+                         detail={"failures": by_ip, "minutes": minutes})
 
 
 def session_user(db: Database, session_id: str | None, now: datetime) -> dict | None:
@@ -276,19 +276,7 @@ def end_session(db: Database, session_id: str, now: datetime, actor: str | None 
     with immediate(db):
         db.execute("update sessions set ended_at = ? where id = ? and ended_at is null", [clock.to_db(now), session_id])
         if actor:
-            record(db, now, actor, "logout", commit=False)
-
-
-def record(db: Database, now: datetime, actor: str, action: str, target: str = "", commit: bool = True,
-           detail: dict | None = None) -> None:
-    """An audit-log entry (in its own transaction unless the caller has one)."""
-    from .voting import audit
-
-    if commit:
-        with immediate(db):
-            audit(db, now, actor, action, target, detail)
-    else:
-        audit(db, now, actor, action, target, detail)
+            audit.record(db, now, actor, "logout")
 
 
 def audit_entries(db: Database, limit: int = 200, offset: int = 0) -> list[dict]:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import accounts, catalog, clock, db as dbmod, seed, tally, voting
+from . import accounts, ballots, campaigns, catalog, clock, db as dbmod, seed, tally, voter_codes
 from .errors import BrandvoteError, InvalidCatalog
 from .settings import Settings
 
@@ -42,7 +42,7 @@ def first_start(settings: Settings, out=None) -> None:
             print("已载入内置目录：", *report.lines(), sep="\n  ", file=out)
             if doc.get("campaigns"):
                 demo = doc["campaigns"][0]["slug"]
-                voting.schedule_demo(db, demo, now)
+                campaigns.schedule_demo(db, demo, now)
                 print(f"演示评选已开启：{settings.base_url}/c/{demo}", file=out)
         admin = accounts.create_first_admin(db, now)
         if admin:
@@ -148,8 +148,8 @@ def cmd_campaign(args) -> int:
         camp = tally.announce(db, args.slug, clock.utcnow())
     else:
         state = {"open": "open", "close": "closed"}[args.action]
-        camp = voting.set_manual_state(db, args.slug, state, clock.utcnow())
-    print(f"{camp['title']}：{voting.STATUS_LABELS[voting.status(camp, clock.utcnow())]}")
+        camp = campaigns.set_manual_state(db, args.slug, state, clock.utcnow())
+    print(f"{camp['title']}：{campaigns.STATUS_LABELS[campaigns.status(camp, clock.utcnow())]}")
     return 0
 
 
@@ -164,7 +164,7 @@ def cmd_codes(args) -> int:
         print("--count 必须在 1 到 1000000 之间。", file=sys.stderr)
         return 1
     settings, db = _open(args)
-    camp = voting.campaign_by_slug(db, args.slug)
+    camp = campaigns.campaign_by_slug(db, args.slug)
     out = Path(args.out)
     slips = Path(args.slips) if args.slips else None
     for path in (out, slips):
@@ -188,7 +188,7 @@ def cmd_codes(args) -> int:
                 last[0] = done
         return progress
 
-    codes = voting.create_codes(db, camp["id"], args.count, clock.utcnow(), progress=progress_for("已生成"))
+    codes = voter_codes.create_codes(db, camp["id"], args.count, clock.utcnow(), progress=progress_for("已生成"))
     with open(out, "w", newline="", encoding="utf-8") as fh:
         spreadsheet.write_codes(fh, codes, settings.base_url)
     print(f"已为“{camp['title']}”生成 {len(codes)} 个投票码：{out}")
@@ -206,9 +206,9 @@ def cmd_codes(args) -> int:
 
 def cmd_turnout(args) -> int:
     _, db = _open(args)
-    camp = voting.campaign_by_slug(db, args.slug)
-    t = voting.turnout(db, camp["id"])
-    print(f"{camp['title']}（{voting.STATUS_LABELS[voting.status(camp, clock.utcnow())]}）：共 {t['ballots']} 张选票")
+    camp = campaigns.campaign_by_slug(db, args.slug)
+    t = ballots.turnout(db, camp["id"])
+    print(f"{camp['title']}（{campaigns.STATUS_LABELS[campaigns.status(camp, clock.utcnow())]}）：共 {t['ballots']} 张选票")
     for row in t["per_channel"]:
         print(f"  渠道 {row['channel'] or '（直接访问）'}: {row['n']}")
     for row in t["per_hour"]:
@@ -222,7 +222,7 @@ def cmd_tally(args) -> int:
 
     _, db = _open(args)
     now = clock.utcnow()
-    camp = tally.settle(db, voting.campaign_by_slug(db, args.slug), now)
+    camp = tally.settle(db, campaigns.campaign_by_slug(db, args.slug), now)
     if args.decide_tie:
         res = tally.decide_tie(db, camp, [s.strip() for s in args.decide_tie.split(",") if s.strip()], now, "cli")
     else:

@@ -4,7 +4,7 @@ schema-driven fuzzer can hold the server to it."""
 from __future__ import annotations
 
 from .catalog import KINDS, MAX_PAGE, MAX_QUERY_CHARS
-from .voting import STATUS_LABELS
+from .campaigns import STATUS_LABELS
 
 
 def _obj(props: dict, required: list[str] | None = None) -> dict:

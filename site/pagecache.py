@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from . import clock, db as dbmod, tally, voting
+from . import campaigns, clock, db as dbmod, tally
 
 MAX_ENTRIES = 1024
 PROTECTED_SHARE = 0.75  # of the entries: pages read at least twice, safe from one-off floods
@@ -170,15 +170,15 @@ class PageCache:
 
     def _refresh(self, db, version: int, now) -> None:
         """Campaign states change only at their own times: compute them, and the next such time."""
-        campaigns = [dict(r) for r in db.query("select * from campaigns order by id")]
-        self._campaigns = (version, campaigns)
-        self._states = tuple((c["id"], voting.status(c, now), tally.voting_over(c, now)) for c in campaigns)
+        rows = [dict(r) for r in db.query("select * from campaigns order by id")]
+        self._campaigns = (version, rows)
+        self._states = tuple((c["id"], campaigns.status(c, now), tally.voting_over(c, now)) for c in rows)
         times = []
-        for c in campaigns:
+        for c in rows:
             for field in ("opens_at", "closes_at", "announce_at"):
                 t = clock.from_db(c.get(field))
                 if t is not None:
-                    times += [t, t + voting.GRACE] if field == "closes_at" else [t]
+                    times += [t, t + campaigns.GRACE] if field == "closes_at" else [t]
         future = [t for t in times if t > now]
         self._states_until = min(future) if future else now + timedelta(days=3650)
 

@@ -2,7 +2,7 @@
 
 A document is checked in full (schema, references, campaign rules) before anything is
 written, then loaded in one transaction: the whole file or nothing. Campaigns go through
-voting.upsert_campaign, the one rule path every door shares.
+campaigns.upsert_campaign, the one rule path every door shares.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 from sqlite_utils import Database
 
-from . import catalog, clock, db as dbmod, voting
+from . import campaigns, catalog, clock, db as dbmod
 from .errors import BrandvoteError, InvalidCatalog
 
 
@@ -70,7 +70,7 @@ def validate_document(doc: object, existing_brand_slugs: set[str] = frozenset())
                 if slug not in known:
                     problems.append(f"$.{key}[{i}].{members}[{j}]: 没有 slug 为 {slug!r} 的条目")
     for i, camp in enumerate(doc.get("campaigns", [])):
-        problems += [f"$.campaigns[{i}]: {p}" for p in voting.rule_problems(camp)]
+        problems += [f"$.campaigns[{i}]: {p}" for p in campaigns.rule_problems(camp)]
     return problems
 
 
@@ -130,7 +130,7 @@ def load_document(db: Database, doc: dict, now: datetime, actor: str = "load", d
     """Upsert brands, lists and campaigns by slug in one transaction, or change nothing.
 
     A dry run does all of it and rolls back, so a preview reports exactly what a load would.
-    Campaigns pass through voting.upsert_campaign's one rule path; an editor's import
+    Campaigns pass through campaigns.upsert_campaign's one rule path; an editor's import
     (may_manage_campaigns False) may carry them only unchanged.
     """
     existing = {r["slug"] for r in db.query("select slug from brands")}
@@ -176,7 +176,7 @@ def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, rep
             _upsert_list(db, item, ids, stamp, report)
         for i, camp in enumerate(doc.get("campaigns", [])):
             try:
-                outcome = voting.upsert_campaign(db, camp, ids, now, actor=actor, may_manage=may_manage_campaigns)
+                outcome = campaigns.upsert_campaign(db, camp, ids, now, actor=actor, may_manage=may_manage_campaigns)
             except BrandvoteError as exc:  # the whole file or nothing, the refusal at its JSON path
                 refused = InvalidCatalog([f"$.campaigns[{i}] ({camp['slug']}): {exc.message}"])
                 refused.status = exc.status
@@ -245,7 +245,7 @@ def export_document(db: Database) -> dict:
                 "select b.slug from list_items li join brands b on b.id = li.brand_id"
                 " where li.list_id = ? and b.deleted_at is null order by li.position", [row["id"]])],
         })
-    return {"brands": brands, "lists": lists, "campaigns": voting.export_campaigns(db)}
+    return {"brands": brands, "lists": lists, "campaigns": campaigns.export_campaigns(db)}
 
 
 def dump(doc: dict) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from . import clock, spreadsheet, voting
+from . import audit, campaigns, clock, spreadsheet
 from .db import first, immediate
 from .errors import BrandvoteError, NotFound
 
@@ -40,15 +40,15 @@ class StillVoting(BrandvoteError):
 
 def voting_over(campaign: dict, now: datetime) -> bool:
     """No ballot can arrive any more: closed, and past the grace period for open pages."""
-    if voting.status(campaign, now) not in ("closed", "announced"):
+    if campaigns.status(campaign, now) not in ("closed", "announced"):
         return False
     closes = clock.from_db(campaign.get("closes_at"))
-    return closes is None or now >= closes + voting.GRACE
+    return closes is None or now >= closes + campaigns.GRACE
 
 
 def is_announced(campaign: dict, now: datetime) -> bool:
     """THE embargo gate: results of any kind leave the server only when this is true."""
-    return voting.status(campaign, now) == "announced" and voting_over(campaign, now)
+    return campaigns.status(campaign, now) == "announced" and voting_over(campaign, now)
 
 
 def announce_text(campaign: dict) -> str:
@@ -221,7 +221,7 @@ def stored_tally(db: Database, campaign: dict, now: datetime) -> dict:
 def results(db: Database, campaign: dict, now: datetime) -> dict:
     """The full result for an organizer after closing, or the public after the announcement."""
     stored = stored_tally(db, campaign, now)
-    candidates = voting.candidates_of(db, campaign["id"])
+    candidates = campaigns.candidates_of(db, campaign["id"])
     decided = json.loads(stored["decided"]) if stored["decided"] else None
     rows = rank(candidates, json.loads(stored["counts"]), stored["ballots"], campaign["winners"], decided)
     return {
@@ -239,7 +239,7 @@ def results(db: Database, campaign: dict, now: datetime) -> dict:
 
 def settle(db: Database, campaign: dict, now: datetime) -> dict:
     """Once voting is over, keep the tally and mark whether its cut-off is decided: what an
-    announcement by time waits for (voting.status). Called by whoever reads the campaign
+    announcement by time waits for (campaigns.status). Called by whoever reads the campaign
     first after that; a no-op before and after. Returns the campaign as it now stands."""
     if campaign.get("tally_ready") is not None or not voting_over(campaign, now):
         return campaign
@@ -247,15 +247,15 @@ def settle(db: Database, campaign: dict, now: datetime) -> dict:
     with immediate(db):
         db.execute("update campaigns set tally_ready = ? where id = ? and tally_ready is null",
                    [ready, campaign["id"]])
-    return voting.campaign_by_slug(db, campaign["slug"])
+    return campaigns.campaign_by_slug(db, campaign["slug"])
 
 
 def settled_campaigns(db: Database, now: datetime) -> list[dict]:
-    """voting.list_campaigns, each due campaign settled first (see settle)."""
-    for camp in voting.list_campaigns(db, now):
+    """campaigns.list_campaigns, each due campaign settled first (see settle)."""
+    for camp in campaigns.list_campaigns(db, now):
         if camp.get("tally_ready") is None and voting_over(camp, now):
             settle(db, camp, now)
-    return voting.list_campaigns(db, now)
+    return campaigns.list_campaigns(db, now)
 
 
 def public_campaigns(db: Database, now: datetime) -> list[dict]:
@@ -265,8 +265,8 @@ def public_campaigns(db: Database, now: datetime) -> list[dict]:
 
 def public_campaign(db: Database, slug: str, now: datetime) -> dict:
     """The campaign as the public may see it, settled; a draft is not found, like no campaign."""
-    camp = settle(db, voting.campaign_by_slug(db, slug), now)
-    if voting.status(camp, now) == "draft":
+    camp = settle(db, campaigns.campaign_by_slug(db, slug), now)
+    if campaigns.status(camp, now) == "draft":
         raise NotFound("没有找到这个评选。")
     return camp
 
@@ -299,7 +299,7 @@ def decide_tie(db: Database, campaign: dict, chosen: list[str], now: datetime, a
     if is_announced(campaign, now):
         raise BrandvoteError("结果已揭晓，不能再更改。", status=409)
     stored = stored_tally(db, campaign, now)
-    undecided = rank(voting.candidates_of(db, campaign["id"]), json.loads(stored["counts"]), stored["ballots"],
+    undecided = rank(campaigns.candidates_of(db, campaign["id"]), json.loads(stored["counts"]), stored["ballots"],
                      campaign["winners"])  # without any earlier decision, so a decision can be revised
     tied = straddling(undecided)
     if not tied:
@@ -312,7 +312,7 @@ def decide_tie(db: Database, campaign: dict, chosen: list[str], now: datetime, a
     with immediate(db):
         db.execute("update tallies set decided = ? where campaign_id = ?", [json.dumps(sorted(chosen)), campaign["id"]])
         db.execute("update campaigns set tally_ready = 1 where id = ?", [campaign["id"]])
-        voting.audit(db, now, actor, "tally.decide_tie", campaign["slug"], {"in": sorted(chosen),
+        audit.record(db, now, actor, "tally.decide_tie", campaign["slug"], {"in": sorted(chosen),
                                                                              "tied": sorted(tied_slugs)})
     return results(db, campaign, now)
 
@@ -361,14 +361,14 @@ def lookup_receipt(db: Database, campaign: dict, code: str, now: datetime) -> di
 
 def announce(db: Database, slug: str, now: datetime, actor: str = "cli") -> dict:
     """Announce by hand: only after voting is over, and only with any cut-off tie decided."""
-    campaign = voting.campaign_by_slug(db, slug)
+    campaign = campaigns.campaign_by_slug(db, slug)
     if not voting_over(campaign, now):
         raise StillVoting("投票尚未结束（含截止后的宽限期），不能揭晓。")
     res = results(db, campaign, now)
     if res["undecided_tie"]:
         raise BrandvoteError("入选名额边界有并列未决定：" + "、".join(res["undecided_tie"])
                              + "。请先用 `brandvote tally SLUG --decide-tie …` 决定。", status=409)
-    campaign = voting.set_manual_state(db, slug, "announced", now, actor=actor)
+    campaign = campaigns.set_manual_state(db, slug, "announced", now, actor=actor)
     publish_winners_list(db, campaign, now)
     return campaign
 

@@ -12,7 +12,7 @@ import jinja2
 from starlette.templating import Jinja2Templates
 
 from . import clock
-from .voting import STATUS_LABELS
+from .campaigns import STATUS_LABELS
 
 PACKAGE_DIR = Path(str(resources.files("brandvote")))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import db as dbmod, seed, voting
+from brandvote import campaigns, db as dbmod, seed
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -85,4 +85,4 @@ def campaign(db):
 
 @pytest.fixture
 def candidates(db, campaign):
-    return [b["slug"] for b in voting.candidates_of(db, campaign["id"])]
+    return [b["slug"] for b in campaigns.candidates_of(db, campaign["id"])]

@@ -48,12 +48,12 @@ def test_lists_api(client, spec, bundled):
 
 
 def test_campaign_api_shows_rules_and_candidates_but_never_counts(client, spec, bundled, seeded_settings):
-    from brandvote import clock, db as dbmod, voting
+    from brandvote import campaigns, clock, db as dbmod
 
     slug = bundled["campaigns"][0]["slug"]
     assert client.get(f"/api/campaigns/{slug}").status_code == 404, "a draft is not public"
     conn = dbmod.connect(seeded_settings.db_path)
-    voting.schedule_demo(conn, slug, clock.utcnow())
+    campaigns.schedule_demo(conn, slug, clock.utcnow())
     conn.close()
     body = client.get(f"/api/campaigns/{slug}").json()
     check(spec, "/api/campaigns/{slug}", "get", 200, body)

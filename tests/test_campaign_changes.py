@@ -1,5 +1,5 @@
 """Every change to a campaign, from every door (console form, JSON import, `brandvote load`),
-goes through one rule path (voting.check_change): campaigns are the organizer's, rules freeze,
+goes through one rule path (campaigns.check_change): campaigns are the organizer's, rules freeze,
 times only move forward, and no announcement skips the grace period or an undecided tie.
 
 Issue 16 items 1 and 2: on 0349279 an editor's import ended a running vote and published its
@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, clock as clockmod, db as dbmod, seed, voting
+from brandvote import accounts, campaigns, clock as clockmod, db as dbmod, seed
 from brandvote.app import create_app
 
 from helpers import ANNOUNCE, CLOSES, NOW, OPENS, PASSWORD, SLUG, FakeClock, login, staff_csrf
@@ -39,7 +39,7 @@ def _row(**times) -> dict:
 
 def _new(old: dict, **times) -> dict:
     keys = ("slug", "title", "intro", "min_choices", "max_choices", "winners", "electorate", "ip_limit",
-            *voting.TIME_FIELDS)
+            *campaigns.TIME_FIELDS)
     new = {k: old[k] for k in keys}
     new.update({k: clockmod.to_db(v) if v else None for k, v in times.items()})
     return new
@@ -58,8 +58,8 @@ def test_a_change_the_state_forbids_is_refused(now, change, message):
     old = _row()
     if now >= ANNOUNCE:
         old["tally_ready"] = 1
-    with pytest.raises(voting.CampaignLocked) as refused:
-        voting.check_change(old, _new(old, **change), [1, 2], [1, 2], now)
+    with pytest.raises(campaigns.CampaignLocked) as refused:
+        campaigns.check_change(old, _new(old, **change), [1, 2], [1, 2], now)
     assert message in refused.value.message and refused.value.status == 409
 
 
@@ -71,22 +71,22 @@ def test_a_change_the_state_forbids_is_refused(now, change, message):
 ])
 def test_times_may_move_forward(now, change):
     old = _row()
-    voting.check_change(old, _new(old, **change), [1], [1], now)
+    campaigns.check_change(old, _new(old, **change), [1], [1], now)
 
 
 def test_a_new_campaign_cannot_be_born_closed_or_announced():
     new = _new(_row(), opens_at=NOW - timedelta(days=3), closes_at=NOW - timedelta(days=2),
                announce_at=NOW - timedelta(days=1))
-    with pytest.raises(voting.CampaignLocked):
-        voting.check_change(None, new, [], [1, 2], NOW)
+    with pytest.raises(campaigns.CampaignLocked):
+        campaigns.check_change(None, new, [], [1, 2], NOW)
 
 
 def test_frozen_rules_stay_frozen():
     old = {**_row(), "frozen_at": clockmod.to_db(OPENS)}
-    with pytest.raises(voting.RulesFrozen):
-        voting.check_change(old, {**_new(old), "max_choices": 5}, [1, 2], [1, 2], RUNNING)
-    with pytest.raises(voting.RulesFrozen):
-        voting.check_change(old, _new(old), [1, 2], [2, 1], RUNNING)
+    with pytest.raises(campaigns.RulesFrozen):
+        campaigns.check_change(old, {**_new(old), "max_choices": 5}, [1, 2], [1, 2], RUNNING)
+    with pytest.raises(campaigns.RulesFrozen):
+        campaigns.check_change(old, _new(old), [1, 2], [2, 1], RUNNING)
 
 
 # ---------------------------------------------------------------- through HTTP
@@ -137,7 +137,7 @@ def import_doc(c, campaigns: list[dict]):
 
 
 def exported_campaign(db, **change) -> dict:
-    camp = next(c for c in voting.export_campaigns(db) if c["slug"] == SLUG)
+    camp = next(c for c in campaigns.export_campaigns(db) if c["slug"] == SLUG)
     return {**camp, **change}
 
 
@@ -210,15 +210,15 @@ def test_an_announced_campaign_cannot_be_reopened_and_its_ledger_stays_the_tally
 
 
 def organizer_form(c, db, **times) -> dict:
-    camp = voting.campaign_by_slug(db, SLUG)
-    chosen = [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+    camp = campaigns.campaign_by_slug(db, SLUG)
+    chosen = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])]
 
     def local(value):
         return clockmod.from_db(value).astimezone(clockmod.LOCAL).strftime("%Y-%m-%dT%H:%M") if value else ""
 
     data = {"csrf_token": c.token, "title": camp["title"], "intro": camp["intro"], "candidate": chosen,
             "min_choices": "1", "max_choices": "10", "winners": "10", "electorate": "open", "ip_limit": "",
-            "action": "save", **{k: local(camp[k]) for k in voting.TIME_FIELDS}}
+            "action": "save", **{k: local(camp[k]) for k in campaigns.TIME_FIELDS}}
     data.update({k: v.astimezone(clockmod.LOCAL).strftime("%Y-%m-%dT%H:%M") for k, v in times.items()})
     return data
 

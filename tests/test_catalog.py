@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from brandvote import catalog, seed, voting
+from brandvote import campaigns, catalog, seed
 from brandvote.errors import BadQuery, InvalidCatalog, NotFound
 
 from helpers import NOW
@@ -176,7 +176,7 @@ def test_frozen_campaign_rules_cannot_be_changed_by_a_load(db, bundled):
     with pytest.raises(InvalidCatalog) as err:
         seed.load_document(db, doc, NOW)
     assert "不能再修改" in err.value.problems[0]
-    assert voting.campaign_by_slug(db, doc["campaigns"][0]["slug"])["max_choices"] == 10
+    assert campaigns.campaign_by_slug(db, doc["campaigns"][0]["slug"])["max_choices"] == 10
 
 
 def test_a_time_change_on_a_campaign_is_audited(db, bundled):

@@ -61,9 +61,9 @@ def test_first_start_loads_opens_the_demo_and_prints_the_admin_once(tmp_path, ca
     password = out.split("密码 ")[1].split()[0]
     assert len(password) >= 16
     conn = dbmod.connect(settings.db_path)
-    from brandvote import clock, voting
+    from brandvote import campaigns, clock
 
-    demo = voting.list_campaigns(conn, clock.utcnow())[0]
+    demo = campaigns.list_campaigns(conn, clock.utcnow())[0]
     assert demo["status"] == "open"
     stored = conn.execute("select password_hash from users where username = 'admin'").fetchone()[0]
     assert stored.startswith("$argon2id$") and password not in stored
@@ -159,18 +159,18 @@ def test_codes_are_refused_for_an_open_electorate(tmp_path):
 
 
 def test_turnout_prints_totals_by_channel_without_candidate_counts(tmp_path, bundled):
-    from brandvote import clock, voting
+    from brandvote import ballots, campaigns, clock
 
     db = tmp_path / "t.db"
     run("load", str(seed.bundled_catalog_path()), "--db", str(db))
     conn = dbmod.connect(db)
     slug = bundled["campaigns"][0]["slug"]
-    voting.schedule_demo(conn, slug, clock.utcnow())
-    camp = voting.campaign_by_slug(conn, slug)
+    campaigns.schedule_demo(conn, slug, clock.utcnow())
+    camp = campaigns.campaign_by_slug(conn, slug)
     cands = bundled["campaigns"][0]["candidates"]
     for i in range(3):
         with dbmod.immediate(conn):
-            voting.cast_ballot(conn, camp["id"], f"device:{i}", cands[:2], clock.utcnow(),
+            ballots.cast_ballot(conn, camp["id"], f"device:{i}", cands[:2], clock.utcnow(),
                                channel="poster" if i else None)
     r = run("turnout", slug, "--db", str(db))
     assert r.returncode == 0, r.stderr
@@ -183,7 +183,7 @@ def _voted_and_closed(tmp_path, bundled, closed_minutes_ago=20):
     """A loaded database whose demo campaign got a few ballots and closed `closed_minutes_ago`."""
     from datetime import timedelta
 
-    from brandvote import clock, voting
+    from brandvote import ballots, campaigns, clock
 
     db = tmp_path / "v.db"
     run("load", str(seed.bundled_catalog_path()), "--db", str(db))
@@ -195,10 +195,10 @@ def _voted_and_closed(tmp_path, bundled, closed_minutes_ago=20):
                   clock.to_db(now + timedelta(days=1)), slug])
     conn.conn.commit()
     cands = bundled["campaigns"][0]["candidates"]
-    camp = voting.campaign_by_slug(conn, slug)
+    camp = campaigns.campaign_by_slug(conn, slug)
     for i, picks in enumerate([cands[:10], cands[:5], cands[2:4], cands[10:11]]):
         with dbmod.immediate(conn):
-            voting.cast_ballot(conn, camp["id"], f"device:{i}", picks, now - timedelta(hours=2),
+            ballots.cast_ballot(conn, camp["id"], f"device:{i}", picks, now - timedelta(hours=2),
                                page_loaded_at=now - timedelta(hours=2))
     return db, slug, cands
 
@@ -225,13 +225,13 @@ def test_tally_json_then_announce_then_recount_of_the_published_ledger(tmp_path,
     decided = run("tally", slug, "--decide-tie", ",".join(tied[:seats]), "--db", str(db))
     assert decided.returncode == 0, decided.stderr
     assert run("campaign", "announce", slug, "--db", str(db)).returncode == 0
-    from brandvote import clock, tally, voting
+    from brandvote import campaigns, clock, tally
 
     conn = dbmod.connect(db)
     ledger = tmp_path / "ledger.csv"
     ledger.write_text(tally.ledger_csv(tally.ledger_rows(conn, 1)), encoding="utf-8")
     results = tmp_path / "results.json"
-    results.write_text(json.dumps(tally.results_json(tally.results(conn, voting.campaign_by_slug(conn, slug),
+    results.write_text(json.dumps(tally.results_json(tally.results(conn, campaigns.campaign_by_slug(conn, slug),
                                                                     clock.utcnow())), ensure_ascii=False))
     ok = run("recount", str(ledger), "--results", str(results))
     assert ok.returncode == 0 and "一致" in ok.stdout

@@ -20,7 +20,7 @@ from bs4 import BeautifulSoup
 from hypothesis import HealthCheck, given, settings, strategies as st
 from starlette.testclient import TestClient
 
-from brandvote import pagecache, seed, voting
+from brandvote import ballots, campaigns, pagecache, seed
 from brandvote.app import create_app
 from brandvote.db import immediate
 from brandvote.errors import InvalidCatalog
@@ -134,7 +134,7 @@ def stored(db) -> tuple[int, int]:
 
 def test_ballot_post_accepts_exactly_the_valid_ballots(seeded_settings, db):
     camp = open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
-    candidates = [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+    candidates = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])]
     foreign = [r["slug"] for r in db.query("select slug from brands") if r["slug"] not in candidates][:20]
     clock = FakeClock(OPENS + timedelta(hours=1))
     settings_ = replace(seeded_settings, ip_limit=0)
@@ -144,7 +144,7 @@ def test_ballot_post_accepts_exactly_the_valid_ballots(seeded_settings, db):
         device, cookie = tokens.new_device()
         choices = candidates[i:i + 3]
         with immediate(db):
-            voting.cast_ballot(db, camp["id"], tokens.voter_key("device", device), choices, clock.now)
+            ballots.cast_ballot(db, camp["id"], tokens.voter_key("device", device), choices, clock.now)
         voted.append(((device, cookie), choices))
     status_seen: dict[int, int] = {}
 
@@ -166,7 +166,7 @@ def test_ballot_post_accepts_exactly_the_valid_ballots(seeded_settings, db):
                 fields = fields + [("csrf_token", token[:-3] + "abc")]
             elif csrf == "twice":  # a stale token first, the good one last
                 fields = [("csrf_token", "x" * 40)] + fields + [("csrf_token", token)]
-            existing = voting.ballot_of(db, camp["id"], key)
+            existing = ballots.ballot_of(db, camp["id"], key)
             expect = expected_answer(fields, token, encoding, candidates, existing, forged)
             if forged:  # a device cookie signed with another secret
                 cookie = Tokens("not-the-server-secret").new_device()[1]
@@ -185,7 +185,7 @@ def test_ballot_post_accepts_exactly_the_valid_ballots(seeded_settings, db):
             if expect == 303:
                 assert r.status_code == 303, (r.status_code, fields, r.text[:400])
                 assert r.headers["location"] == f"/c/{SLUG}/receipt"
-                ballot = voting.ballot_of(db, camp["id"], key)
+                ballot = ballots.ballot_of(db, camp["id"], key)
                 choices = [v for n, v in fields if n == "choice"]
                 assert ballot is not None and sorted(ballot["choices"]) == sorted(choices)
                 assert after == (before if existing else (before[0] + 1, before[1] + len(choices)))
@@ -194,7 +194,7 @@ def test_ballot_post_accepts_exactly_the_valid_ballots(seeded_settings, db):
                 assert after == before, "a refused ballot changed the database"
                 alert = BeautifulSoup(r.text, "html.parser").find(attrs={"role": "alert"})
                 assert alert is not None and CJK.search(alert.get_text()), r.text[:400]
-                assert voting.ballot_of(db, camp["id"], key) == existing
+                assert ballots.ballot_of(db, camp["id"], key) == existing
 
         prop()
     print_figures("ballot")
@@ -345,12 +345,12 @@ def test_search_and_filters_never_fail_the_server(seeded_settings):
 def api_schema(request, seeded_settings, db):
     """The API while voting runs (results embargoed: 403) and after the announcement (results)."""
     camp = open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
-    candidates = [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+    candidates = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])]
     tokens = Tokens(seeded_settings.secret)
     for i in range(12):
         device, _ = tokens.new_device()
         with immediate(db):
-            voting.cast_ballot(db, camp["id"], tokens.voter_key("device", device),
+            ballots.cast_ballot(db, camp["id"], tokens.voter_key("device", device),
                                candidates[i % 5: i % 5 + 1 + i % 7], OPENS + timedelta(hours=1, minutes=i))
     now = OPENS + timedelta(days=1) if request.param == "voting" else ANNOUNCE + timedelta(hours=1)
     app = create_app(seeded_settings, now=FakeClock(now))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, db as dbmod, voting
+from brandvote import accounts, campaigns, db as dbmod
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -66,7 +66,7 @@ def rendered(tmp_path_factory, seeded_template) -> dict[str, str]:
     db = dbmod.connect(settings.db_path)
     accounts.create_user(db, "boss", PASSWORD, "admin", NOW)
     campaign = open_campaign(db, SLUG, OPENS, CLOSES, ANNOUNCE)
-    cands = [b["slug"] for b in voting.candidates_of(db, campaign["id"])]
+    cands = [b["slug"] for b in campaigns.candidates_of(db, campaign["id"])]
     brand = db.execute("select slug from brands where published = 1 order by id limit 1").fetchone()[0]
     lst = db.execute("select slug from lists order by id limit 1").fetchone()[0]
     db.close()

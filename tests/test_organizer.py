@@ -8,7 +8,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, db as dbmod, voting
+from brandvote import accounts, ballots, campaigns, db as dbmod, voter_codes
 from brandvote.app import create_app
 
 from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf
@@ -62,7 +62,7 @@ def signed_in_again(client):
 
 
 def camp(db, slug=SLUG):
-    return voting.campaign_by_slug(db, slug)
+    return campaigns.campaign_by_slug(db, slug)
 
 
 def audit_rows(db, action):
@@ -78,7 +78,7 @@ def visible_text(html):
 def cast(db, campaign_id, n, choices, now, start=0, **kw):
     for i in range(start, start + n):
         with dbmod.immediate(db):
-            voting.cast_ballot(db, campaign_id, f"device:{i}", choices, now, **kw)
+            ballots.cast_ballot(db, campaign_id, f"device:{i}", choices, now, **kw)
 
 
 # ------------------------------------------------------------ create and edit
@@ -86,19 +86,19 @@ def cast(db, campaign_id, n, choices, now, start=0, **kw):
 def test_create_through_the_form_then_open_it_and_it_is_public(client, db):
     create(client, opens_at="", closes_at="2026-11-25T20:00", announce_at="")
     c = camp(db)
-    assert voting.status(c, NOW) == "draft"
-    assert [b["slug"] for b in voting.candidates_of(db, c["id"])] == [A, B, C]
+    assert campaigns.status(c, NOW) == "draft"
+    assert [b["slug"] for b in campaigns.candidates_of(db, c["id"])] == [A, B, C]
     assert client.get(f"/c/{SLUG}").status_code == 404
     listing = client.get("/admin/campaigns")
     assert "测试评选" in listing.text and "筹备中" in listing.text
 
     ask = client.post(f"/admin/campaigns/{SLUG}/state", data={"csrf_token": client.token, "action": "open"})
     assert ask.status_code == 200 and "确认开启投票" in ask.text
-    assert voting.status(camp(db), NOW) == "draft", "no change without confirm=yes"
+    assert campaigns.status(camp(db), NOW) == "draft", "no change without confirm=yes"
     r = client.post(f"/admin/campaigns/{SLUG}/state",
                     data={"csrf_token": client.token, "action": "open", "confirm": "yes"}, follow_redirects=False)
     assert r.status_code == 303
-    assert voting.status(camp(db), NOW) == "open"
+    assert campaigns.status(camp(db), NOW) == "open"
     public = client.get(f"/c/{SLUG}")
     assert public.status_code == 200 and "测试评选" in public.text and "国是书院" in public.text
     opened = audit_rows(db, "campaign.open")
@@ -111,7 +111,7 @@ def test_positions_order_the_candidates_and_extra_fields_are_ignored(client, db)
                       "frozen_at": "2020-01-01T00:00:00+00:00", "manual_state": "announced", "id": "99",
                       "created_at": "2000-01-01"})
     c = camp(db)
-    assert [b["slug"] for b in voting.candidates_of(db, c["id"])] == [B, A, C]
+    assert [b["slug"] for b in campaigns.candidates_of(db, c["id"])] == [B, A, C]
     assert c["frozen_at"] is None and c["manual_state"] is None and c["id"] != 99
     assert c["created_at"] != "2000-01-01"
     assert c["opens_at"] == "2026-11-24T11:00:00+00:00", "datetime-local input is Beijing time"
@@ -157,11 +157,11 @@ def test_edit_shows_beijing_times_and_rules_freeze_at_the_first_ballot(client, d
     c = camp(db)
     cast(db, c["id"], 1, [A], NOW)
     frozen = client.post(f"/admin/campaigns/{SLUG}/edit", data=form(client, max_choices="3"))
-    assert frozen.status_code == 409 and voting.RulesFrozen.message in frozen.text
+    assert frozen.status_code == 409 and campaigns.RulesFrozen.message in frozen.text
     assert 'value="3"' in frozen.text
     dropped = client.post(f"/admin/campaigns/{SLUG}/edit", data=form(client, candidate=[A, B], winners="1"))
     assert dropped.status_code == 409
-    assert camp(db)["max_choices"] == 2 and len(voting.candidates_of(db, c["id"])) == 3
+    assert camp(db)["max_choices"] == 2 and len(campaigns.candidates_of(db, c["id"])) == 3
 
     moved = client.post(f"/admin/campaigns/{SLUG}/edit", data=form(client, closes_at="2026-11-27T20:00",
                                                                    announce_at="2026-11-28T20:00"),
@@ -188,16 +188,16 @@ def test_an_unchanged_save_logs_nothing(client, db):
 
 def test_close_needs_confirmation_and_is_audited(client, db):
     create(client)
-    assert voting.status(camp(db), NOW) == "open"
+    assert campaigns.status(camp(db), NOW) == "open"
     page = client.get(f"/admin/campaigns/{SLUG}")
     assert "结束投票" in page.text
     ask = client.post(f"/admin/campaigns/{SLUG}/state", data={"csrf_token": client.token, "action": "close"})
     assert ask.status_code == 200 and "确认结束投票" in ask.text and 'name="confirm" value="yes"' in ask.text
-    assert voting.status(camp(db), NOW) == "open"
+    assert campaigns.status(camp(db), NOW) == "open"
     r = client.post(f"/admin/campaigns/{SLUG}/state",
                     data={"csrf_token": client.token, "action": "close", "confirm": "yes"}, follow_redirects=False)
     assert r.status_code == 303
-    assert voting.status(camp(db), NOW) == "closed"
+    assert campaigns.status(camp(db), NOW) == "closed"
     assert audit_rows(db, "campaign.closed")[-1]["actor"] == "org"
     again = client.post(f"/admin/campaigns/{SLUG}/state",
                         data={"csrf_token": client.token, "action": "open", "confirm": "yes"})
@@ -231,7 +231,7 @@ def test_codes_download_as_csv_and_only_hashes_are_kept(client, db):
     codes = [row[0] for row in rows[1:]]
     assert all(row[1] == f"https://vote.example.org/v/{row[0]}" for row in rows[1:])
     stored = {r[0] for r in db.execute("select code_hash from voter_codes where campaign_id = ?", [camp(db)["id"]])}
-    assert stored == {voting.hash_code(code) for code in codes}
+    assert stored == {voter_codes.hash_code(code) for code in codes}
     dump = "\n".join(db.conn.iterdump())
     assert not any(code in dump for code in codes), "the codes themselves are never stored"
     logged = audit_rows(db, "codes.create")
@@ -298,7 +298,7 @@ def test_a_burst_from_one_address_shows_as_an_anomaly(client, db):
     assert re.search(r"2026年11月24日 20:00 起 f00dfeed… 25 83%", text), text
     assert burst not in page.text, "the stored key is shown cut short"
     assert "other0" not in text
-    assert voting.anomalies(db, c["id"], 26) == []
+    assert ballots.anomalies(db, c["id"], 26) == []
     quiet = client.get(f"/admin/campaigns/{SLUG}", params={"threshold": "30"})
     assert 'id="anomalies"' not in quiet.text and 'id="no-anomalies"' in quiet.text
 
@@ -324,10 +324,10 @@ def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock):
 
     ask = client.post(f"/admin/campaigns/{SLUG}/announce", data={"csrf_token": client.token})
     assert ask.status_code == 200 and "确认揭晓结果" in ask.text
-    assert voting.status(camp(db), clock.now) == "closed"
+    assert campaigns.status(camp(db), clock.now) == "closed"
     undecided = client.post(f"/admin/campaigns/{SLUG}/announce", data={"csrf_token": client.token, "confirm": "yes"})
     assert undecided.status_code == 409 and "并列" in undecided.text
-    assert voting.status(camp(db), clock.now) == "closed"
+    assert campaigns.status(camp(db), clock.now) == "closed"
 
     both = client.post(f"/admin/campaigns/{SLUG}/tie", data={"csrf_token": client.token, "in": [B, C]})
     assert both.status_code == 422 and "选出 1 项" in both.text
@@ -344,7 +344,7 @@ def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock):
     r = client.post(f"/admin/campaigns/{SLUG}/announce", data={"csrf_token": client.token, "confirm": "yes"},
                     follow_redirects=False)
     assert r.status_code == 303
-    assert voting.status(camp(db), clock.now) == "announced"
+    assert campaigns.status(camp(db), clock.now) == "announced"
     assert audit_rows(db, "campaign.announced")[-1]["actor"] == "org"
     public = client.get(f"/c/{SLUG}/results")
     assert public.status_code == 200 and "共 <strong>8</strong> 张有效选票" in public.text

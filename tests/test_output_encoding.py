@@ -11,7 +11,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, spreadsheet, voting
+from brandvote import accounts, ballots, campaigns, spreadsheet
 from brandvote.app import create_app
 
 from helpers import ANNOUNCE, NOW, PASSWORD, SLUG, FakeClock, login, open_campaign, staff_csrf, OPENS, CLOSES
@@ -43,7 +43,7 @@ def test_names_from_editors_reach_the_results_csv_as_text(seeded_settings, db, c
     db.conn.commit()
     from brandvote import db as dbmod
     with dbmod.immediate(db):
-        voting.cast_ballot(db, voting.campaign_by_slug(db, SLUG)["id"], "device:1", candidates[:2], OPENS)
+        ballots.cast_ballot(db, campaigns.campaign_by_slug(db, SLUG)["id"], "device:1", candidates[:2], OPENS)
     with TestClient(create_app(seeded_settings, now=FakeClock(ANNOUNCE)), base_url="https://testserver") as c:
         r = c.get(f"/c/{SLUG}/results.csv")
         ledger = c.get(f"/c/{SLUG}/ledger.csv").text
@@ -123,9 +123,9 @@ def test_the_api_never_emits_a_non_finite_number(client, db, bundled):
 # ---------------------------------------------------------------- 10: drafts leave no trace
 
 def test_a_draft_campaign_is_not_named_on_its_candidates_entry_pages(client, db):
-    camp = voting.campaign_by_slug(db, SLUG)
-    assert voting.status(camp, NOW) == "draft"
-    entry = voting.candidates_of(db, camp["id"])[0]["slug"]
+    camp = campaigns.campaign_by_slug(db, SLUG)
+    assert campaigns.status(camp, NOW) == "draft"
+    entry = campaigns.candidates_of(db, camp["id"])[0]["slug"]
     page = client.get(f"/brands/{entry}")
     assert page.status_code == 200
     assert camp["title"] not in page.text and f"/c/{SLUG}" not in page.text

@@ -3,7 +3,7 @@
 import pytest
 from bs4 import BeautifulSoup
 
-from brandvote import voting
+from brandvote import campaigns
 from brandvote.app import create_app
 from starlette.testclient import TestClient
 
@@ -51,7 +51,7 @@ def test_home_shows_open_campaign_first_then_lists(client, seeded_settings):
 
     conn = dbmod.connect(seeded_settings.db_path)
     demo = conn.execute("select slug, title from campaigns order by id limit 1").fetchone()
-    voting.schedule_demo(conn, demo[0], clock.utcnow())
+    campaigns.schedule_demo(conn, demo[0], clock.utcnow())
     conn.close()
     r = client.get("/")
     assert r.status_code == 200

@@ -21,7 +21,7 @@ import zxingcpp
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from brandvote import qr, voting
+from brandvote import campaigns, qr, voter_codes
 from brandvote.app import create_app
 from brandvote.routes.qr import common_organizer
 
@@ -358,8 +358,8 @@ def test_a_scanned_slip_votes_once_and_only_once(slips, client, clock, db):
     assert r.status_code == 303 and r.headers["location"] == f"/c/{SLUG}"
     token = csrf_from(client.get(f"/c/{SLUG}").text)
     clock.advance(seconds=5)
-    camp = voting.campaign_by_slug(db, SLUG)
-    choices = [b["slug"] for b in voting.candidates_of(db, camp["id"])][:3]
+    camp = campaigns.campaign_by_slug(db, SLUG)
+    choices = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])][:3]
     vote = client.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": choices}, follow_redirects=False)
     assert vote.status_code == 303
     assert db.execute("select count(*) from ballots").fetchone()[0] == 1
@@ -371,6 +371,6 @@ def test_a_scanned_slip_votes_once_and_only_once(slips, client, clock, db):
 
 
 def test_slip_codes_with_a_fixed_mask_decode_for_many_codes():
-    urls = [f"{BASE_URL}/v/{voting.format_code(c * 32)}" for c in "0123456789ABCDEFGHJKMNPQRSTVWXYZ"]
+    urls = [f"{BASE_URL}/v/{voter_codes.format_code(c * 32)}" for c in "0123456789ABCDEFGHJKMNPQRSTVWXYZ"]
     for url, svg in zip(urls, qr.slip_svgs(urls)):  # uniform data: the worst case for one fixed mask
         assert decode_svg(svg, width=330) == [url]

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from brandvote import db as dbmod, tally, voting
+from brandvote import ballots, campaigns, db as dbmod, tally
 from brandvote.app import create_app
 from brandvote.security import DEVICE_COOKIE, Tokens
 
@@ -86,7 +86,7 @@ def test_seeded_simulation_tally_equals_independent_count_equals_recount(seeded_
 def test_the_ledger_holds_no_voter_key_and_no_time(seeded_settings, campaign, candidates, db):
     for i, choices in enumerate(generate_ballots(candidates, 20, seed=7)):
         with dbmod.immediate(db):
-            voting.cast_ballot(db, campaign["id"], f"device:secret-key-{i}", choices, OPENS + timedelta(hours=i))
+            ballots.cast_ballot(db, campaign["id"], f"device:secret-key-{i}", choices, OPENS + timedelta(hours=i))
     with TestClient(create_app(seeded_settings, now=FakeClock(ANNOUNCE)), base_url="https://testserver") as c:
         text = c.get(f"/c/{SLUG}/ledger.csv").text
     rows = list(csv.reader(io.StringIO(text)))
@@ -101,7 +101,7 @@ def test_the_ledger_holds_no_voter_key_and_no_time(seeded_settings, campaign, ca
 def test_results_csv_opens_in_excel_with_chinese_intact(seeded_settings, campaign, candidates, db):
     with dbmod.immediate(db):
         db.execute("update campaigns set winners = 3 where id = ?", [campaign["id"]])  # a clear cut-off
-        voting.cast_ballot(db, campaign["id"], "device:1", candidates[:3], OPENS)
+        ballots.cast_ballot(db, campaign["id"], "device:1", candidates[:3], OPENS)
     with TestClient(create_app(seeded_settings, now=FakeClock(ANNOUNCE)), base_url="https://testserver") as c:
         r = c.get(f"/c/{SLUG}/results.csv")
     assert r.content.startswith(b"\xef\xbb\xbf")
@@ -109,14 +109,14 @@ def test_results_csv_opens_in_excel_with_chinese_intact(seeded_settings, campaig
     text = r.content.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][:4] == ["名次", "项目", "主办单位", "票数"]
-    names = {b["name"] for b in voting.candidates_of(db, campaign["id"])}
+    names = {b["name"] for b in campaigns.candidates_of(db, campaign["id"])}
     assert {row[1] for row in rows[1:16]} == names
 
 
 def test_receipt_lookup_after_the_announcement(seeded_settings, campaign, candidates, db):
     with dbmod.immediate(db):
         db.execute("update campaigns set winners = 2 where id = ?", [campaign["id"]])  # a clear cut-off
-        ballot = voting.cast_ballot(db, campaign["id"], "device:1", candidates[:2], OPENS)
+        ballot = ballots.cast_ballot(db, campaign["id"], "device:1", candidates[:2], OPENS)
     clock = FakeClock(ANNOUNCE - timedelta(seconds=1))
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
         before = c.get(f"/c/{SLUG}/receipt", params={"code": ballot["receipt"]})
@@ -131,7 +131,7 @@ def test_receipt_lookup_after_the_announcement(seeded_settings, campaign, candid
 def test_announced_winners_become_a_catalog_list(seeded_settings, campaign, candidates, db):
     for i in range(3):
         with dbmod.immediate(db):
-            voting.cast_ballot(db, campaign["id"], f"device:{i}", candidates[: 10 - i], OPENS)
+            ballots.cast_ballot(db, campaign["id"], f"device:{i}", candidates[: 10 - i], OPENS)
     with TestClient(create_app(seeded_settings, now=FakeClock(ANNOUNCE)), base_url="https://testserver") as c:
         c.get(f"/c/{SLUG}/results")
         listing = c.get(f"/lists/{SLUG}-results")
@@ -205,10 +205,10 @@ def test_no_count_share_rank_or_order_leaks_before_the_announcement(seeded_setti
     a = generate_ballots(candidates, 300, seed=1)
     b = [[c for c in candidates if c not in ballot][:10] for ballot in generate_ballots(candidates, 211, seed=2)]
     receipt = None
-    for conn, ballots in ((db, a), (other, b)):
-        for i, choices in enumerate(ballots):
+    for conn, batch in ((db, a), (other, b)):
+        for i, choices in enumerate(batch):
             with dbmod.immediate(conn):
-                stored = voting.cast_ballot(conn, campaign["id"], f"device:{i}", choices,
+                stored = ballots.cast_ballot(conn, campaign["id"], f"device:{i}", choices,
                                             OPENS + timedelta(minutes=i), channel="paper" if i % 3 else None)
             receipt = receipt or stored["receipt"]
     other.close()

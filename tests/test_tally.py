@@ -4,11 +4,11 @@ from datetime import timedelta
 
 import pytest
 
-from brandvote import db as dbmod, tally, voting
+from brandvote import ballots, campaigns, db as dbmod, errors, tally
 
 from helpers import ANNOUNCE, CLOSES, OPENS, SLUG, open_campaign
 
-AFTER = CLOSES + voting.GRACE  # voting is over
+AFTER = CLOSES + campaigns.GRACE  # voting is over
 
 
 def cands(n):
@@ -58,7 +58,7 @@ def test_ledger_parse_round_trip_and_refusals():
     assert text.splitlines()[0] == "receipt_sha256,choices"
     assert tally.parse_ledger(text) == (2, {"x": 1, "y": 2})
     for bad in ["nope\n", text + "a" * 64 + ",z\n", text + "short,z\n", text + "c" * 64 + ",z;z\n"]:
-        with pytest.raises(voting.BrandvoteError):
+        with pytest.raises(errors.BrandvoteError):
             tally.parse_ledger(bad)
 
 
@@ -71,11 +71,11 @@ def camp(campaign):
 
 def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1)):
     with dbmod.immediate(db):
-        return voting.cast_ballot(db, camp["id"], voter, choices, now)
+        return ballots.cast_ballot(db, camp["id"], voter, choices, now)
 
 
 def test_tally_is_refused_while_voting_runs_and_during_grace(db, camp):
-    for at in (OPENS + timedelta(days=1), CLOSES, CLOSES + voting.GRACE - timedelta(seconds=1)):
+    for at in (OPENS + timedelta(days=1), CLOSES, CLOSES + campaigns.GRACE - timedelta(seconds=1)):
         with pytest.raises(tally.StillVoting):
             tally.results(db, camp, at)
     assert tally.results(db, camp, AFTER)["ballots"] == 0
@@ -114,7 +114,7 @@ def test_settle_keeps_the_tally_once_voting_is_over_and_marks_a_clear_cut_off(db
     assert tally.settle(db, camp, CLOSES)["tally_ready"] is None  # the grace period still runs
     settled = tally.settle(db, camp, AFTER)
     assert settled["tally_ready"] == 1
-    assert voting.status(settled, ANNOUNCE - timedelta(seconds=1)) == "closed"
+    assert campaigns.status(settled, ANNOUNCE - timedelta(seconds=1)) == "closed"
     assert tally.is_announced(settled, ANNOUNCE)
 
 
@@ -126,7 +126,7 @@ def test_an_undecided_tie_holds_the_announcement_by_time_until_the_organizer_dec
     assert settled["tally_ready"] == 0
     assert not tally.is_announced(settled, ANNOUNCE + timedelta(days=1))
     tally.decide_tie(db, settled, [candidates[10]], ANNOUNCE + timedelta(days=1), "organizer")
-    decided = voting.campaign_by_slug(db, SLUG)
+    decided = campaigns.campaign_by_slug(db, SLUG)
     assert tally.is_announced(decided, ANNOUNCE + timedelta(days=1))
     winners = [r.slug for r in tally.results(db, decided, ANNOUNCE + timedelta(days=1))["rows"] if r.winner]
     assert candidates[10] in winners and candidates[9] not in winners and len(winners) == 10
@@ -139,12 +139,12 @@ def test_manual_announce_needs_voting_over_and_a_decided_tie(db, camp, candidate
     cast(db, camp, "device:3", candidates[:9])
     with pytest.raises(tally.StillVoting):
         tally.announce(db, SLUG, CLOSES + timedelta(minutes=1))
-    with pytest.raises(voting.BrandvoteError) as err:
+    with pytest.raises(errors.BrandvoteError) as err:
         tally.announce(db, SLUG, AFTER)
     assert candidates[9] in err.value.message and candidates[10] in err.value.message
-    with pytest.raises(voting.BrandvoteError):
+    with pytest.raises(errors.BrandvoteError):
         tally.decide_tie(db, camp, [candidates[9], candidates[10]], AFTER, "organizer")  # one seat only
-    with pytest.raises(voting.BrandvoteError):
+    with pytest.raises(errors.BrandvoteError):
         tally.decide_tie(db, camp, [candidates[11]], AFTER, "organizer")  # not tied
     tally.decide_tie(db, camp, [candidates[10]], AFTER, "organizer")
     audit = db.execute("select actor, detail from audit_log where action = 'tally.decide_tie'").fetchone()
@@ -156,7 +156,7 @@ def test_manual_announce_needs_voting_over_and_a_decided_tie(db, camp, candidate
         "select b.slug from list_items li join brands b on b.id = li.brand_id where li.list_id = ?"
         " order by li.position", [winners_list])]
     assert items == candidates[:9] + [candidates[10]]
-    with pytest.raises(voting.BrandvoteError):
+    with pytest.raises(errors.BrandvoteError):
         tally.decide_tie(db, announced, [candidates[9]], AFTER, "organizer")
 
 
@@ -191,7 +191,7 @@ def test_a_tie_decision_can_be_revised_but_never_left_short(db, camp, candidates
     tally.decide_tie(db, camp, [candidates[10]], AFTER, "organizer")
     revised = tally.decide_tie(db, camp, [candidates[9]], AFTER, "organizer")
     assert [r.slug for r in revised["rows"] if r.winner] == candidates[:10]
-    with pytest.raises(voting.BrandvoteError):
+    with pytest.raises(errors.BrandvoteError):
         tally.decide_tie(db, camp, [], AFTER, "organizer")
     assert sum(1 for r in tally.results(db, camp, AFTER)["rows"] if r.winner) == 10
 
@@ -206,7 +206,7 @@ def test_the_tally_refuses_when_the_ledger_and_the_choices_disagree(db, camp, ca
                          [camp["id"], "f" * 64, candidates[5], "2026-11-24T13:00:00+00:00"])
         db.execute("insert into choices (ballot_id, campaign_id, brand_id) select ?, ?, id from brands where slug = ?",
                    [cur.lastrowid, camp["id"], candidates[6]])
-    with pytest.raises(voting.BrandvoteError) as err:
+    with pytest.raises(errors.BrandvoteError) as err:
         tally.results(db, camp, AFTER)
     assert "不一致" in err.value.message
     assert db.execute("select count(*) from tallies").fetchone()[0] == 0

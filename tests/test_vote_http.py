@@ -10,7 +10,7 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from brandvote import voting
+from brandvote import campaigns, voter_codes
 from brandvote.app import create_app
 from brandvote.security import CODE_COOKIE, DEVICE_COOKIE, Tokens
 
@@ -121,7 +121,7 @@ def test_ten_choices_are_stored_and_the_receipt_shows_them(client, clock, db, ca
     soup = BeautifulSoup(receipt.text, "html.parser")
     code = soup.select_one(".receipt__code").get_text(strip=True)
     assert code == db.execute("select receipt from ballots").fetchone()[0]
-    names = {b["slug"]: b["name"] for b in voting.candidates_of(db, 1)}
+    names = {b["slug"]: b["name"] for b in campaigns.candidates_of(db, 1)}
     assert [li.get_text(strip=True) for li in soup.select(".receipt__choices li")] == [names[s] for s in candidates[:10]]
     # coming back to the ballot shows the receipt, not the form
     again = client.get(f"/c/{SLUG}")
@@ -255,7 +255,7 @@ def _post_at(seeded_settings, issued, at, candidates, db):
     (CLOSES - timedelta(minutes=5), CLOSES - timedelta(seconds=1), 303),   # one second before closing
     (CLOSES, CLOSES + timedelta(seconds=3), 403),                          # page loaded at closing
     (CLOSES - timedelta(minutes=1), CLOSES + timedelta(minutes=5), 303),   # grace: loaded before closing
-    (CLOSES - timedelta(minutes=1), CLOSES + voting.GRACE, 403),           # grace is over
+    (CLOSES - timedelta(minutes=1), CLOSES + campaigns.GRACE, 403),           # grace is over
 ])
 def test_the_window_is_exact(seeded_settings, campaign, db, candidates, issued, at, status):
     r = _post_at(seeded_settings, issued, at, candidates, db)
@@ -265,7 +265,7 @@ def test_the_window_is_exact(seeded_settings, campaign, db, candidates, issued, 
 
 def test_a_manually_closed_campaign_refuses(client, clock, db, candidates):
     token = open_ballot(client, clock)
-    voting.set_manual_state(db, SLUG, "closed", clock.now - timedelta(minutes=20))
+    campaigns.set_manual_state(db, SLUG, "closed", clock.now - timedelta(minutes=20))
     r = post(client, token, candidates[:2])
     assert r.status_code == 403 and "结束" in alert(r)
     assert stored(db) == (0, 0)
@@ -343,7 +343,7 @@ def test_the_page_states_the_limits(client):
 def codes(db, campaign):
     db.execute("update campaigns set electorate = 'codes' where id = ?", [campaign["id"]])
     db.conn.commit()
-    return voting.create_codes(db, campaign["id"], 3, NOW)
+    return voter_codes.create_codes(db, campaign["id"], 3, NOW)
 
 
 def test_a_code_redeems_into_a_cookie_and_a_clean_url_then_votes_once(client, clock, db, codes, candidates):

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from brandvote import db as dbmod, voting
+from brandvote import ballots, campaigns, db as dbmod, errors, voter_codes
 from brandvote.security import Tokens, TokenExpired, TokenInvalid, client_ip
 
 from helpers import ANNOUNCE, CLOSES, NOW, OPENS, SLUG, open_campaign
@@ -21,10 +21,10 @@ def camp(campaign):
 
 def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1), **kw):
     with dbmod.immediate(db):
-        return voting.cast_ballot(db, camp["id"], voter, choices, now, **kw)
+        return ballots.cast_ballot(db, camp["id"], voter, choices, now, **kw)
 
 
-def ballots(db):
+def stored_ballots(db):
     return db.execute("select count(*) from ballots").fetchone()[0]
 
 
@@ -43,30 +43,30 @@ def ballots(db):
     (timedelta(days=11), "announced", "announced"),
 ])
 def test_status_follows_the_clock_and_the_organizer(camp, offset, manual, expected):
-    assert voting.status({**camp, "manual_state": manual, "tally_ready": 1}, OPENS + offset) == expected
+    assert campaigns.status({**camp, "manual_state": manual, "tally_ready": 1}, OPENS + offset) == expected
 
 
 @pytest.mark.parametrize("tally_ready", [None, 0])
 def test_an_announcement_by_time_waits_for_the_tally_and_the_tie(camp, tally_ready):
     """Not counted yet (NULL) or held by an undecided tie (0): still closed, however late."""
     later = OPENS + timedelta(days=40)
-    assert voting.status({**camp, "tally_ready": tally_ready}, later) == "closed"
-    assert voting.status({**camp, "tally_ready": 1}, later) == "announced"
+    assert campaigns.status({**camp, "tally_ready": tally_ready}, later) == "closed"
+    assert campaigns.status({**camp, "tally_ready": 1}, later) == "announced"
 
 
 def test_a_campaign_without_times_is_a_draft(db):
-    camp = voting.campaign_by_slug(db, SLUG)
-    assert voting.status(camp, NOW) == "draft"
+    camp = campaigns.campaign_by_slug(db, SLUG)
+    assert campaigns.status(camp, NOW) == "draft"
 
 
 def test_grace_period_only_for_a_page_loaded_before_closing(camp):
-    voting.check_open(camp, CLOSES + timedelta(minutes=5), page_loaded_at=CLOSES - timedelta(minutes=1))
-    with pytest.raises(voting.NotOpen):
-        voting.check_open(camp, CLOSES + voting.GRACE, page_loaded_at=CLOSES - timedelta(minutes=1))
-    with pytest.raises(voting.NotOpen):
-        voting.check_open(camp, CLOSES + timedelta(seconds=3), page_loaded_at=CLOSES)
-    with pytest.raises(voting.NotOpen):
-        voting.check_open(camp, CLOSES, page_loaded_at=None)
+    ballots.check_open(camp, CLOSES + timedelta(minutes=5), page_loaded_at=CLOSES - timedelta(minutes=1))
+    with pytest.raises(ballots.NotOpen):
+        ballots.check_open(camp, CLOSES + campaigns.GRACE, page_loaded_at=CLOSES - timedelta(minutes=1))
+    with pytest.raises(ballots.NotOpen):
+        ballots.check_open(camp, CLOSES + timedelta(seconds=3), page_loaded_at=CLOSES)
+    with pytest.raises(ballots.NotOpen):
+        ballots.check_open(camp, CLOSES, page_loaded_at=None)
 
 
 # ------------------------------------------------------------ choices
@@ -79,10 +79,10 @@ def test_grace_period_only_for_a_page_loaded_before_closing(camp):
     (lambda c: [c[0], "guoshi-shuyuan"], "候选名单"),  # a real entry, but not a candidate here
 ])
 def test_broken_ballot_rules_are_refused_and_nothing_is_stored(db, camp, candidates, make, message):
-    with pytest.raises(voting.BallotRejected) as err:
+    with pytest.raises(ballots.BallotRejected) as err:
         cast(db, camp, "device:a", make(candidates))
     assert message in err.value.message
-    assert ballots(db) == 0
+    assert stored_ballots(db) == 0
     assert db.execute("select frozen_at from campaigns where id = ?", [camp["id"]]).fetchone()[0] is None
 
 
@@ -90,23 +90,23 @@ def test_a_valid_ballot_stores_its_choices_in_the_campaign_order_and_freezes_the
     picked = [candidates[9], candidates[2], candidates[0]]
     ballot = cast(db, camp, "device:a", picked)
     assert ballot["choices"] == [candidates[0], candidates[2], candidates[9]]
-    assert ballots(db) == 1
+    assert stored_ballots(db) == 1
     assert db.execute("select count(*) from choices").fetchone()[0] == 3
-    assert voting.campaign_by_slug(db, SLUG)["frozen_at"] is not None
+    assert campaigns.campaign_by_slug(db, SLUG)["frozen_at"] is not None
 
 
 def test_same_voter_same_choices_gets_the_same_receipt(db, camp, candidates):
     first = cast(db, camp, "device:a", candidates[:3])
     again = cast(db, camp, "device:a", list(reversed(candidates[:3])))
     assert again["receipt"] == first["receipt"]
-    assert ballots(db) == 1
+    assert stored_ballots(db) == 1
 
 
 def test_same_voter_other_choices_is_refused(db, camp, candidates):
     cast(db, camp, "device:a", candidates[:3])
-    with pytest.raises(voting.AlreadyVoted):
+    with pytest.raises(ballots.AlreadyVoted):
         cast(db, camp, "device:a", candidates[:4])
-    assert ballots(db) == 1
+    assert stored_ballots(db) == 1
 
 
 def test_receipts_are_random_not_sequential(db, camp, candidates):
@@ -117,8 +117,8 @@ def test_receipts_are_random_not_sequential(db, camp, candidates):
 
 
 def test_receipt_symbols_are_crockford_and_every_position_varies():
-    raws = [voting.new_receipt().replace("-", "") for _ in range(400)]
-    assert set("".join(raws)) == set(voting.RECEIPT_ALPHABET)  # all 32 symbols, nothing else
+    raws = [ballots.new_receipt().replace("-", "") for _ in range(400)]
+    assert set("".join(raws)) == set(ballots.RECEIPT_ALPHABET)  # all 32 symbols, nothing else
     for position in range(12):
         assert len({r[position] for r in raws}) > 20, position  # no stuck or low-entropy position
 
@@ -139,21 +139,21 @@ def test_ballot_rows_hold_no_ip_agent_or_raw_token(db):
 def test_ip_limit_counts_stored_ballots_per_hour(db, camp, candidates):
     for i in range(3):
         cast(db, camp, f"device:{i}", candidates[:1], ip_key="ip1", ip_limit=3)
-    with pytest.raises(voting.RateLimited) as err:
+    with pytest.raises(ballots.RateLimited) as err:
         cast(db, camp, "device:x", candidates[:1], ip_key="ip1", ip_limit=3)
     assert 0 < err.value.retry_after <= 3600
-    assert ballots(db) == 3
+    assert stored_ballots(db) == 3
     cast(db, camp, "device:y", candidates[:1], ip_key="ip2", ip_limit=3)  # another network
     cast(db, camp, "device:z", candidates[:1], ip_key="ip1", ip_limit=3,
          now=OPENS + timedelta(hours=2))  # the next hour
-    assert ballots(db) == 5
+    assert stored_ballots(db) == 5
 
 
 def test_a_campaign_may_override_the_site_ip_limit(db, camp, candidates):
     db.execute("update campaigns set ip_limit = 1 where id = ?", [camp["id"]])
     db.conn.commit()
     cast(db, camp, "device:1", candidates[:1], ip_key="ip1", ip_limit=100)
-    with pytest.raises(voting.RateLimited):
+    with pytest.raises(ballots.RateLimited):
         cast(db, camp, "device:2", candidates[:1], ip_key="ip1", ip_limit=100)
 
 
@@ -161,7 +161,7 @@ def test_turnout_has_no_per_candidate_counts(db, camp, candidates):
     cast(db, camp, "device:1", candidates[:2], channel="paper")
     cast(db, camp, "device:2", candidates[:3], channel="paper")
     cast(db, camp, "device:3", candidates[:1])
-    t = voting.turnout(db, camp["id"])
+    t = ballots.turnout(db, camp["id"])
     assert t["ballots"] == 3
     assert {r["channel"]: r["n"] for r in t["per_channel"]} == {"paper": 2, "": 1}
     flat = repr(t)
@@ -172,11 +172,11 @@ def test_turnout_has_no_per_candidate_counts(db, camp, candidates):
 
 def cast_batch(db, requests):
     with dbmod.immediate(db):
-        return voting.cast_ballots(db, requests)
+        return ballots.cast_ballots(db, requests)
 
 
 def req(camp, voter, choices, now=OPENS + timedelta(hours=1), **kw):
-    return voting.BallotRequest(camp["id"], voter, choices, now, **kw)
+    return ballots.BallotRequest(camp["id"], voter, choices, now, **kw)
 
 
 def stored(db) -> dict[str, list[str]]:
@@ -205,19 +205,19 @@ def test_a_batch_answers_each_request_in_order_and_stores_only_the_accepted(db, 
     ok = [o[0] for o in outcomes]
     assert ok == [True, False, False, True, False, True, False, False, True]
     a, too_many, unknown, a_again, late, old_again, old_other, a_other, e = (o[1] for o in outcomes)
-    assert isinstance(too_many, voting.BallotRejected) and "最多只能选择 10 项" in too_many.message
-    assert isinstance(unknown, voting.BallotRejected)
-    assert isinstance(late, voting.NotOpen)
-    assert isinstance(old_other, voting.AlreadyVoted) and isinstance(a_other, voting.AlreadyVoted)
+    assert isinstance(too_many, ballots.BallotRejected) and "最多只能选择 10 项" in too_many.message
+    assert isinstance(unknown, ballots.BallotRejected)
+    assert isinstance(late, ballots.NotOpen)
+    assert isinstance(old_other, ballots.AlreadyVoted) and isinstance(a_other, ballots.AlreadyVoted)
     assert a_again["receipt"] == a["receipt"] and a["choices"] == [candidates[1], candidates[4]]
-    assert old_again["receipt"] == voting.ballot_of(db, camp["id"], "device:old")["receipt"]
+    assert old_again["receipt"] == ballots.ballot_of(db, camp["id"], "device:old")["receipt"]
     assert e["channel"] == "paper" and e["choices"] == candidates[:10]
-    assert ballots(db) == 3
+    assert stored_ballots(db) == 3
     assert stored(db) == {"device:old": sorted(candidates[:2]), "device:a": sorted([candidates[1], candidates[4]]),
                           "device:e": sorted(candidates[:10])}
     for voter, ballot in (("device:a", a), ("device:e", e)):  # the id and receipt answered are the stored ones
-        assert voting.ballot_of(db, camp["id"], voter)["id"] == ballot["id"]
-        assert voting.ballot_of(db, camp["id"], voter)["receipt"] == ballot["receipt"]
+        assert ballots.ballot_of(db, camp["id"], voter)["id"] == ballot["id"]
+        assert ballots.ballot_of(db, camp["id"], voter)["receipt"] == ballot["receipt"]
 
 
 def test_a_batch_counts_each_network_ballot_by_ballot(db, camp, candidates):
@@ -225,30 +225,30 @@ def test_a_batch_counts_each_network_ballot_by_ballot(db, camp, candidates):
     outcomes = cast_batch(db, [req(camp, f"device:{i}", candidates[:1], ip_key="ip1", ip_limit=3) for i in (1, 2, 3)]
                           + [req(camp, "device:9", candidates[:1], ip_key="ip2", ip_limit=3)])
     assert [o[0] for o in outcomes] == [True, True, False, True]
-    assert isinstance(outcomes[2][1], voting.RateLimited)
+    assert isinstance(outcomes[2][1], ballots.RateLimited)
     assert dict(db.execute("select ip_key, n from ip_counts").fetchall()) == {"ip1": 3, "ip2": 1}
-    assert ballots(db) == 4
+    assert stored_ballots(db) == 4
 
 
 def test_a_batch_of_code_ballots_claims_each_code_once(db, code_camp, candidates):
-    codes = voting.create_codes(db, code_camp["id"], 2, NOW)
-    keys = ["code:" + voting.hash_code(c) for c in codes]
+    codes = voter_codes.create_codes(db, code_camp["id"], 2, NOW)
+    keys = ["code:" + voter_codes.hash_code(c) for c in codes]
     outcomes = cast_batch(db, [
         req(code_camp, keys[0], candidates[:2]),
-        req(code_camp, "code:" + voting.hash_code("B" * 32), candidates[:2]),  # no such code
+        req(code_camp, "code:" + voter_codes.hash_code("B" * 32), candidates[:2]),  # no such code
         req(code_camp, keys[1], candidates[:3]),
         req(code_camp, keys[0], candidates[:4]),  # the same code, other choices
     ])
     assert [o[0] for o in outcomes] == [True, False, True, False]
-    assert isinstance(outcomes[1][1], voting.NotOpen) and isinstance(outcomes[3][1], voting.AlreadyVoted)
+    assert isinstance(outcomes[1][1], ballots.NotOpen) and isinstance(outcomes[3][1], ballots.AlreadyVoted)
     assert db.execute("select count(*) from voter_codes where used_at is not null").fetchone()[0] == 2
     assert stored(db) == {keys[0]: sorted(candidates[:2]), keys[1]: sorted(candidates[:3])}
 
 
 def test_a_batch_for_an_unknown_campaign_stores_nothing(db, camp, candidates):
-    outcomes = cast_batch(db, [voting.BallotRequest(9999, "device:a", candidates[:1], NOW)])
-    assert not outcomes[0][0] and isinstance(outcomes[0][1], voting.NotFound)
-    assert ballots(db) == 0
+    outcomes = cast_batch(db, [ballots.BallotRequest(9999, "device:a", candidates[:1], NOW)])
+    assert not outcomes[0][0] and isinstance(outcomes[0][1], errors.NotFound)
+    assert stored_ballots(db) == 0
 
 
 # ------------------------------------------------------------ voter codes
@@ -259,44 +259,44 @@ def code_camp(db):
 
 
 def test_codes_are_long_random_and_stored_only_hashed(db, code_camp):
-    codes = voting.create_codes(db, code_camp["id"], 50, NOW)
+    codes = voter_codes.create_codes(db, code_camp["id"], 50, NOW)
     assert len(set(codes)) == 50
     assert all(len(c.replace("-", "")) * 5 >= 128 for c in codes)
     stored = {r[0] for r in db.execute("select code_hash from voter_codes")}
     assert not any(c.replace("-", "") in h for c in codes for h in stored)
-    assert voting.code_campaign(db, codes[0])["slug"] == SLUG
-    assert voting.code_campaign(db, codes[0].lower().replace("-", " "))["slug"] == SLUG  # as typed
+    assert voter_codes.code_campaign(db, codes[0])["slug"] == SLUG
+    assert voter_codes.code_campaign(db, codes[0].lower().replace("-", " "))["slug"] == SLUG  # as typed
 
 
 def test_a_code_votes_once(db, code_camp, candidates):
-    code = voting.create_codes(db, code_camp["id"], 1, NOW)[0]
-    key = "code:" + voting.hash_code(code)
+    code = voter_codes.create_codes(db, code_camp["id"], 1, NOW)[0]
+    key = "code:" + voter_codes.hash_code(code)
     cast(db, code_camp, key, candidates[:2])
-    with pytest.raises(voting.NotOpen):
-        voting.code_campaign(db, code)
-    with pytest.raises(voting.AlreadyVoted):
+    with pytest.raises(ballots.NotOpen):
+        voter_codes.code_campaign(db, code)
+    with pytest.raises(ballots.AlreadyVoted):
         cast(db, code_camp, key, candidates[:3])
-    assert ballots(db) == 1
+    assert stored_ballots(db) == 1
 
 
 def test_an_unknown_code_cannot_vote(db, code_camp, candidates):
-    with pytest.raises(voting.NotOpen):
-        cast(db, code_camp, "code:" + voting.hash_code("A" * 32), candidates[:2])
-    assert ballots(db) == 0
+    with pytest.raises(ballots.NotOpen):
+        cast(db, code_camp, "code:" + voter_codes.hash_code("A" * 32), candidates[:2])
+    assert stored_ballots(db) == 0
 
 
 def test_a_code_campaign_refuses_a_device_ballot(db, code_camp, candidates):
     """The handler picks the voter's kind from a campaign row it read earlier; if the organizer
     switched the campaign to codes meanwhile, the writer still refuses a device ballot."""
-    with pytest.raises(voting.NotOpen) as err:
+    with pytest.raises(ballots.NotOpen) as err:
         cast(db, code_camp, "device:a", candidates[:2])
     assert "投票码" in err.value.message
-    assert ballots(db) == 0
+    assert stored_ballots(db) == 0
 
 
 def test_codes_only_for_a_closed_electorate(db, camp):
-    with pytest.raises(voting.BrandvoteError):
-        voting.create_codes(db, camp["id"], 1, NOW)
+    with pytest.raises(errors.BrandvoteError):
+        voter_codes.create_codes(db, camp["id"], 1, NOW)
 
 
 # ------------------------------------------------------------ tokens and addresses

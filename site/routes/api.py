@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .. import catalog, tally, voting
+from .. import campaigns, catalog, tally
 from ..errors import BadQuery
 from ..openapi import openapi_document
 from ..pagecache import cached_page
@@ -35,7 +35,7 @@ def campaign_json(db, camp: dict, now, base_url: str, with_candidates: bool) -> 
         "slug": camp["slug"],
         "title": camp["title"],
         "intro": camp["intro"],
-        "status": voting.status(camp, now),
+        "status": campaigns.status(camp, now),
         "min_choices": camp["min_choices"],
         "max_choices": camp["max_choices"],
         "winners": camp["winners"],
@@ -48,7 +48,7 @@ def campaign_json(db, camp: dict, now, base_url: str, with_candidates: bool) -> 
     if with_candidates:
         out["candidates"] = [
             {"slug": b["slug"], "name": b["name"], "organizer": b["organizer"]}
-            for b in voting.candidates_of(db, camp["id"])
+            for b in campaigns.candidates_of(db, camp["id"])
         ]
     return out
 
@@ -109,7 +109,7 @@ def list_detail(request: Request):
 
 
 @cached_page
-def campaigns(request: Request):
+def campaign_list(request: Request):
     db = request.state.store.db()
     now = request.state.now()
     base = request.state.settings.base_url
@@ -142,7 +142,7 @@ routes = [
     Route("/brands/{slug}", brand, name="brand"),
     Route("/lists", lists, name="lists"),
     Route("/lists/{slug}", list_detail, name="list"),
-    Route("/campaigns", campaigns, name="campaigns"),
+    Route("/campaigns", campaign_list, name="campaigns"),
     Route("/campaigns/{slug}", campaign, name="campaign"),
     Route("/openapi.json", openapi, name="openapi"),
 ]

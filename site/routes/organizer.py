@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import catalog, clock, qr, spreadsheet, tally, voting
+from .. import audit, ballots, campaigns, catalog, clock, qr, spreadsheet, tally, voter_codes
 from ..db import immediate
 from ..errors import BrandvoteError
 from .staff import NO_STORE, render, requires, staff_form
@@ -73,7 +73,7 @@ def _hour_label(hour: str) -> str:
 
 def _campaign(request: Request) -> dict:
     db = request.state.store.db()
-    return tally.settle(db, voting.campaign_by_slug(db, request.path_params["slug"]), request.state.now())
+    return tally.settle(db, campaigns.campaign_by_slug(db, request.path_params["slug"]), request.state.now())
 
 
 def _actor(request: Request) -> str:
@@ -86,7 +86,7 @@ def _actor(request: Request) -> str:
 def campaign_list(request: Request):
     db, now = request.state.store.db(), request.state.now()
     camps = tally.settled_campaigns(db, now)
-    totals = voting.ballots_per_campaign(db)
+    totals = ballots.ballots_per_campaign(db)
     for camp in camps:
         camp["ballots"] = totals.get(camp["id"], 0)
     return render(request, "admin/campaigns/index.html", {"campaigns": camps})
@@ -95,12 +95,12 @@ def campaign_list(request: Request):
 # ---------------------------------------------------------------- create and edit
 
 def _form_from_campaign(db, camp: dict) -> dict:
-    chosen = [b["slug"] for b in voting.candidates_of(db, camp["id"])]
+    chosen = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])]
     return {
         "slug": camp["slug"], "title": camp["title"], "intro": camp["intro"],
         "min_choices": str(camp["min_choices"]), "max_choices": str(camp["max_choices"]),
         "winners": str(camp["winners"]), "electorate": camp["electorate"],
-        **{k: _local_input(camp[k]) for k in voting.TIME_FIELDS},
+        **{k: _local_input(camp[k]) for k in campaigns.TIME_FIELDS},
         "ip_limit": "" if camp["ip_limit"] is None else str(camp["ip_limit"]),
         "candidates": chosen, "positions": {s: str(i) for i, s in enumerate(chosen, start=1)},
     }
@@ -124,7 +124,7 @@ def _form_from_post(form, creating: bool, slug: str | None) -> dict:
         "intro": _text(form, "intro")[:MAX_INTRO + 200],
         **{k: _text(form, k)[:20] for k in ("min_choices", "max_choices", "winners", "ip_limit")},
         "electorate": _text(form, "electorate"),
-        **{k: _text(form, k)[:40] for k in voting.TIME_FIELDS},
+        **{k: _text(form, k)[:40] for k in campaigns.TIME_FIELDS},
         "candidates": picked,
         "positions": {s: _text(form, f"position_{s}")[:10] for s in picked},
     }
@@ -151,7 +151,7 @@ def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, d
             errors["slug"] = "请填写网址标识。"
         elif len(slug) > MAX_SLUG or not SLUG_RE.match(slug) or slug == "new":
             errors["slug"] = f"网址标识只能用小写英文字母、数字和单个连字符（如 shanghai-2026），最长 {MAX_SLUG} 个字符。"
-        elif voting.slug_taken(db, slug):
+        elif campaigns.slug_taken(db, slug):
             errors["slug"] = "这个网址标识已被其他评选使用，请换一个。"
     if not data["title"]:
         errors["title"] = "请填写评选名称。"
@@ -161,7 +161,7 @@ def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, d
         errors["intro"] = f"简介最长 {MAX_INTRO} 个字。"
 
     order = _ordered_candidates(data, errors)
-    current = {b["slug"] for b in voting.candidates_of(db, old["id"])} if old else set()
+    current = {b["slug"] for b in campaigns.candidates_of(db, old["id"])} if old else set()
     ids: dict[str, int] = {}
     for r in catalog.brands_with_slugs(db, order).values():
         if (r["published"] and not r["deleted_at"]) or r["slug"] in current:
@@ -194,7 +194,7 @@ def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, d
 
     times: dict[str, str | None] = {}
     parsed: dict[str, datetime] = {}
-    for key in voting.TIME_FIELDS:
+    for key in campaigns.TIME_FIELDS:
         text = data[key]
         if not text:
             times[key] = None
@@ -223,7 +223,7 @@ def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, d
     camp = {"slug": slug, "title": data["title"], "intro": data["intro"], "candidates": order,
             **nums, "electorate": data["electorate"], "ip_limit": ip_limit, **times}
     if not errors:
-        for problem in voting.rule_problems(camp):  # anything the field checks above missed
+        for problem in campaigns.rule_problems(camp):  # anything the field checks above missed
             errors.setdefault("form", problem)
     return errors, camp, ids
 
@@ -252,7 +252,7 @@ def _form_page(request: Request, data: dict, *, creating: bool, errors: dict | N
         "matches": matches, "message": message, "campaign": camp, "electorates": ELECTORATES,
         "frozen": bool(camp and camp["frozen_at"]), "default_ip_limit": request.state.settings.ip_limit,
         # a value a datetime-local input cannot hold is kept, in a plain text input
-        "text_times": [k for k in voting.TIME_FIELDS if data[k] and not LOCAL_INPUT_RE.match(data[k])],
+        "text_times": [k for k in campaigns.TIME_FIELDS if data[k] and not LOCAL_INPUT_RE.match(data[k])],
     }, status)
 
 
@@ -286,11 +286,11 @@ def _save(request: Request, form, creating: bool) -> Response:
                           message="有些内容需要修改，请看标出的地方。")
     try:
         with immediate(db):
-            if creating and voting.slug_taken(db, camp["slug"]):
+            if creating and campaigns.slug_taken(db, camp["slug"]):
                 raise BrandvoteError("这个网址标识已被其他评选使用，请换一个。", status=409)
-            voting.upsert_campaign(db, camp, ids, now, actor=_actor(request))  # voting.check_change
+            campaigns.upsert_campaign(db, camp, ids, now, actor=_actor(request))  # campaigns.check_change
             if creating:
-                voting.audit(db, now, _actor(request), "campaign.create", camp["slug"], {"title": camp["title"]})
+                audit.record(db, now, _actor(request), "campaign.create", camp["slug"], {"title": camp["title"]})
     except BrandvoteError as exc:
         return _form_page(request, data, creating=creating, status=exc.status, q=q, camp=old, message=exc.message)
     return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done={'created' if creating else 'saved'}",
@@ -315,20 +315,20 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
           confirm: str | None = None, status: int = 200, chosen: list[str] | None = None) -> Response:
     db, now = request.state.store.db(), request.state.now()
     camp = camp or _campaign(request)
-    state = voting.status(camp, now)
+    state = campaigns.status(camp, now)
     channel = request.query_params.get("ch", "").strip()
     channel_error = None
-    if channel and not voting.CHANNEL_RE.match(channel):
+    if channel and not campaigns.CHANNEL_RE.match(channel):
         channel_error = "渠道名只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
     threshold = _int(request.query_params.get("threshold", ""), 2, 1_000_000) or ANOMALY_THRESHOLD
-    turnout = voting.turnout(db, camp["id"])
+    turnout = ballots.turnout(db, camp["id"])
     for row in turnout["per_hour"]:
         row["label"] = _hour_label(row["hour"])
-    bursts = voting.anomalies(db, camp["id"], threshold)
+    bursts = ballots.anomalies(db, camp["id"], threshold)
     for row in bursts:
         row["label"] = _hour_label(row["hour"])
     over = tally.voting_over(camp, now)
-    candidates = voting.candidates_of(db, camp["id"])
+    candidates = campaigns.candidates_of(db, camp["id"])
     res, tally_error, seats_left, tie_rows = None, None, 0, []
     if over:  # the tally exists for organizers only after closing and the grace period
         try:
@@ -348,7 +348,7 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
         "campaign": camp, "state": state, "candidates": candidates, "tie_rows": tie_rows,
         "turnout": turnout, "anomalies": bursts, "threshold": threshold,
         "voting_over": over, "res": res, "tally_error": tally_error, "seats_left": seats_left,
-        "grace_ends": closes + voting.GRACE if closes else None,
+        "grace_ends": closes + campaigns.GRACE if closes else None,
         "announced": tally.is_announced(camp, now),
         "message": message or done, "error": error, "confirm": confirm,
         "confirm_text": CONFIRM_TEXT.get(confirm or "", ""),
@@ -376,7 +376,7 @@ def _set_state(request: Request, form) -> Response:
         return _show(request, camp, confirm=action)
     db, now = request.state.store.db(), request.state.now()
     try:
-        voting.set_manual_state(db, camp["slug"], "open" if action == "open" else "closed", now,
+        campaigns.set_manual_state(db, camp["slug"], "open" if action == "open" else "closed", now,
                                 actor=_actor(request))
     except BrandvoteError as exc:
         return _failed(request, exc)
@@ -406,14 +406,14 @@ def _codes(request: Request, form) -> Response:
     if fmt == "slips" and count > MAX_SLIPS:
         return _show(request, camp, message=f"纸条一次最多生成 {MAX_SLIPS} 张，请分批生成，或用 CSV 格式。",
                      error=True, status=422)
-    if voting.status(camp, now) in ("closed", "announced"):
+    if campaigns.status(camp, now) in ("closed", "announced"):
         return _show(request, camp, message="投票已经结束，不再生成投票码。", error=True, status=409)
     try:
-        codes = voting.create_codes(db, camp["id"], count, now)
+        codes = voter_codes.create_codes(db, camp["id"], count, now)
     except BrandvoteError as exc:
         return _failed(request, exc)
     with immediate(db):
-        voting.audit(db, now, _actor(request), "codes.create", camp["slug"], {"count": count, "format": fmt})
+        audit.record(db, now, _actor(request), "codes.create", camp["slug"], {"count": count, "format": fmt})
     stamp = now.astimezone(clock.LOCAL).strftime("%Y%m%d-%H%M%S")
     if fmt == "slips":
         out = io.StringIO()

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import catalog, qr, voting
+from .. import campaigns, catalog, qr
 from ..errors import BrandvoteError
 from ..pagecache import cached_page, etag_matches
 from .common import public_campaign
@@ -33,7 +33,7 @@ def parse_channel(request: Request) -> str | None:
     ch = request.query_params.get("ch", "")
     if ch == "":
         return None
-    if not voting.CHANNEL_RE.match(ch):
+    if not campaigns.CHANNEL_RE.match(ch):
         raise BadChannel()
     return ch
 
@@ -87,7 +87,7 @@ def common_organizer(candidates: list[dict]) -> str | None:
 def poster(request: Request) -> Response:
     channel = parse_channel(request)
     camp = public_campaign(request)
-    candidates = voting.candidates_of(request.state.store.db(), camp["id"])
+    candidates = campaigns.candidates_of(request.state.store.db(), camp["id"])
     query = f"?ch={channel}" if channel else ""
     return request.state.templates.TemplateResponse(request, "qr/poster.html", {
         "campaign": camp,
@@ -96,7 +96,7 @@ def poster(request: Request) -> Response:
         "url": campaign_url(request, camp["slug"], channel),
         "organizer": common_organizer(candidates),
         "candidate_count": len(candidates),
-        "state": voting.status(camp, request.state.now()),
+        "state": campaigns.status(camp, request.state.now()),
     })
 
 

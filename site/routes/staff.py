@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import accounts
+from .. import accounts, audit
+from ..db import immediate
 from ..errors import BrandvoteError
 from ..security import client_address, cross_site, same_secret
 from .errors import error_response
@@ -187,7 +188,8 @@ def users_post(request: Request):
             done = f"已重设 {username} 的密码。"
         else:
             raise BrandvoteError("未知操作。")
-        accounts.record(db, now, request.state.user["username"], f"user.{action}", username)
+        with immediate(db):
+            audit.record(db, now, request.state.user["username"], f"user.{action}", username)
         status = 200
     except BrandvoteError as exc:
         done, status = exc.message, exc.status if exc.status != 404 else 422
@@ -197,7 +199,7 @@ def users_post(request: Request):
 
 
 @requires()
-def audit(request: Request):
+def audit_log(request: Request):
     page_text = request.query_params.get("page", "1")
     page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 100000 else 1
     entries = accounts.audit_entries(request.state.store.db(), limit=100, offset=(page - 1) * 100)
@@ -212,5 +214,5 @@ routes = [
     Route("/admin", dashboard, name="admin"),
     Route("/admin/users", users, methods=["GET"], name="users"),
     Route("/admin/users", users_post, methods=["POST"], name="users_post"),
-    Route("/admin/audit", audit, name="audit"),
+    Route("/admin/audit", audit_log, name="audit"),
 ]

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import voting
+from .. import ballots, campaigns, voter_codes
 from ..errors import NotFound
 from ..pagecache import Fragments
 from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_address, cross_site
@@ -27,7 +27,7 @@ def channel_of(request: Request) -> str | None:
     if not request.scope["query_string"]:  # the crowd's URL: skip parsing an empty query
         return None
     ch = request.query_params.get("ch", "")
-    return ch if voting.CHANNEL_RE.match(ch) else None
+    return ch if campaigns.CHANNEL_RE.match(ch) else None
 
 
 class Voter:
@@ -71,7 +71,7 @@ def device_cookie_parts(https: bool) -> tuple[bytes, bytes]:
 
 
 def _candidates(request: Request, camp: dict) -> list[dict]:
-    return voting.candidates_of(request.state.store.db(), camp["id"])
+    return campaigns.candidates_of(request.state.store.db(), camp["id"])
 
 
 def _ballot_context(request: Request, camp: dict, state: str, needs_code: bool, selected=(), message=None) -> dict:
@@ -84,14 +84,14 @@ def _ballot_context(request: Request, camp: dict, state: str, needs_code: bool, 
         "csrf_token": None,
         "needs_code": needs_code,
         "ip_limit": camp["ip_limit"] if camp["ip_limit"] is not None else request.state.settings.ip_limit,
-        "grace_minutes": int(voting.GRACE.total_seconds() // 60),
+        "grace_minutes": int(campaigns.GRACE.total_seconds() // 60),
     }
 
 
 def render_ballot(request: Request, camp: dict, voter: Voter, *, selected=(), message=None,
                   status_code=200, channel=None) -> Response:
     now = request.state.now()
-    state = voting.status(camp, now)
+    state = campaigns.status(camp, now)
     context = _ballot_context(request, camp, state, camp["electorate"] == "codes" and voter.key is None,
                               selected, message)
     if state == "open" and voter.key:
@@ -102,7 +102,7 @@ def render_ballot(request: Request, camp: dict, voter: Voter, *, selected=(), me
 
 
 def render_receipt(request: Request, camp: dict, ballot: dict, *, message=None, status_code=200) -> Response:
-    names = voting.candidate_names(request.state.store.db(), camp["id"])
+    names = campaigns.candidate_names(request.state.store.db(), camp["id"])
     return request.state.templates.TemplateResponse(request, "vote/receipt.html", {
         "campaign": camp,
         "ballot": ballot,
@@ -125,12 +125,12 @@ def crowd_receipt_page(request: Request) -> Response | None:
     cache = request.state.page_cache
     key = cache.key(request)
     camp = cache.campaign(request.path_params["slug"])
-    if camp is None or voting.status(camp, request.state.now()) == "draft":
+    if camp is None or campaigns.status(camp, request.state.now()) == "draft":
         return None
     voter = Voter(request, camp)
     if voter.key is None or voter.new_device_cookie:  # no cookie yet, so no ballot: the router redirects
         return None
-    ballot = voting.receipt_of(cache.read_db(), camp["id"], voter.key)
+    ballot = ballots.receipt_of(cache.read_db(), camp["id"], voter.key)
     if ballot is None:
         return None
     templates = request.state.templates
@@ -138,7 +138,7 @@ def crowd_receipt_page(request: Request) -> Response | None:
     def build():
         html = templates.get_template("vote/receipt.html").render(
             {"request": request, "campaign": camp, "message": None, "receipt_slot": RECEIPT_SLOT})
-        return Fragments(*split_at(html, RECEIPT_SLOT)), voting.candidate_names(cache.read_db(), camp["id"])
+        return Fragments(*split_at(html, RECEIPT_SLOT)), campaigns.candidate_names(cache.read_db(), camp["id"])
 
     page, names = cache.kept(("receipt", camp["id"]) + key[2:], build)
     chosen = [{"slug": slug, "name": name} for slug, name in names.items() if slug in ballot["choice_set"]]
@@ -164,7 +164,7 @@ def ballot_page_rendered(request: Request):
     camp = public_campaign(request)
     voter = Voter(request, camp)
     if voter.key:
-        existing = voting.ballot_of(request.state.store.db(), camp["id"], voter.key)
+        existing = ballots.ballot_of(request.state.store.db(), camp["id"], voter.key)
         if existing:
             return render_receipt(request, camp, existing)
     return render_ballot(request, camp, voter, channel=channel_of(request))
@@ -191,10 +191,10 @@ def crowd_ballot_page(request: Request) -> Response | None:
     key = cache.key(request)
     camp = cache.campaign(request.path_params["slug"])
     now = request.state.now()
-    if camp is None or voting.status(camp, now) != "open" or camp["electorate"] != "open":
+    if camp is None or campaigns.status(camp, now) != "open" or camp["electorate"] != "open":
         return None
     voter = Voter(request, camp)
-    if voter.new_device_cookie is None and voting.receipt_of(cache.read_db(), camp["id"], voter.key):
+    if voter.new_device_cookie is None and ballots.receipt_of(cache.read_db(), camp["id"], voter.key):
         return None  # the receipt
 
     page = cache.fragments((camp["id"],) + key[2:],
@@ -222,7 +222,7 @@ async def ballot_form(request: Request) -> FormData:
 
 
 def render_ballot_html(request: Request, camp: dict, token: str) -> str:
-    context = _ballot_context(request, camp, voting.status(camp, request.state.now()), needs_code=False)
+    context = _ballot_context(request, camp, campaigns.status(camp, request.state.now()), needs_code=False)
     context["csrf_token"] = token
     return request.state.templates.get_template("vote/ballot.html").render({"request": request, **context})
 
@@ -234,7 +234,7 @@ async def submit(request: Request):
     if cache is not None:
         cache.key(request)
         camp = cache.campaign(request.path_params["slug"])
-        if camp is None or voting.status(camp, request.state.now()) == "draft":
+        if camp is None or campaigns.status(camp, request.state.now()) == "draft":
             raise NotFound("没有找到这个评选。")
     else:
         camp = await run_in_threadpool(public_campaign, request)
@@ -243,7 +243,7 @@ async def submit(request: Request):
 
     async def refuse(message: str, status_code: int, headers: dict | None = None) -> Response:
         def render():
-            known = voting.candidate_names(request.state.store.db(), camp["id"])
+            known = campaigns.candidate_names(request.state.store.db(), camp["id"])
             kept = [c for c in choices if isinstance(c, str) and c in known]
             return render_ballot(request, camp, voter, selected=kept, message=message, status_code=status_code)
 
@@ -281,21 +281,21 @@ async def submit(request: Request):
     if settings.ip_limit or camp["ip_limit"]:
         ip_key = request.state.tokens.ip_key(client_address(request.scope, settings.trusted_proxies))
 
-    ballot = voting.BallotRequest(camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
+    ballot = ballots.BallotRequest(camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
                                   ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
     try:
-        await request.state.writer.submit_together(voting.cast_ballots, ballot)
-    except voting.AlreadyVoted as exc:
+        await request.state.writer.submit_together(ballots.cast_ballots, ballot)
+    except ballots.AlreadyVoted as exc:
         message = exc.message  # `exc` is unbound once the except block ends
 
         def receipt_page():
-            existing = voting.ballot_of(request.state.store.db(), camp["id"], voter.key)
+            existing = ballots.ballot_of(request.state.store.db(), camp["id"], voter.key)
             return render_receipt(request, camp, existing, message=message, status_code=409)
 
         return await run_in_threadpool(receipt_page)
-    except voting.RateLimited as exc:
+    except ballots.RateLimited as exc:
         return await refuse(exc.message, 429, {"Retry-After": str(exc.retry_after)})
-    except (voting.BallotRejected, voting.NotOpen) as exc:
+    except (ballots.BallotRejected, ballots.NotOpen) as exc:
         return await refuse(exc.message, exc.status)
     except sqlite3.OperationalError:
         return await refuse("投票人数较多，服务器繁忙，您的选票未保存，请稍后再次提交。", 503)
@@ -307,7 +307,7 @@ def receipt(request: Request):
         return receipt_lookup(request)
     camp = public_campaign(request)
     voter = Voter(request, camp)
-    ballot = voting.ballot_of(request.state.store.db(), camp["id"], voter.key) if voter.key else None
+    ballot = ballots.ballot_of(request.state.store.db(), camp["id"], voter.key) if voter.key else None
     if ballot is None:
         return voter.attach(RedirectResponse(f"/c/{camp['slug']}", status_code=303, headers=NO_STORE), request)
     return render_receipt(request, camp, ballot)
@@ -316,7 +316,7 @@ def receipt(request: Request):
 def redeem_code(request: Request):
     """/v/{code}: swap the code in the URL for a signed cookie, then go to the clean URL,
     so the code does not stay in history or leak through Referer."""
-    camp = voting.code_campaign(request.state.store.db(), request.path_params["code"])
+    camp = voter_codes.code_campaign(request.state.store.db(), request.path_params["code"])
     response = RedirectResponse(f"/c/{camp['slug']}", status_code=303,
                                 headers={**NO_STORE, "Referrer-Policy": "no-referrer"})
     response.set_cookie(CODE_COOKIE, request.state.tokens.code_cookie(camp["id"], camp["code_hash"]),

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import db as dbmod, voting
+from brandvote import audit, ballots, campaigns, db as dbmod
 from brandvote.app import create_app
 from brandvote.security import DEVICE_COOKIE, Tokens
 
@@ -28,7 +28,7 @@ def client(seeded_settings, campaign, clock):
         yield c
 
 
-def ballots(db):
+def stored_ballots(db):
     return db.execute("select count(*) from ballots").fetchone()[0]
 
 
@@ -64,7 +64,7 @@ def test_a2_spoofed_forwarded_for_does_not_escape_the_ip_limit_on_a_real_server(
 def test_a3_a_script_posting_without_a_page_view_stores_nothing(client, db, candidates):
     r = client.post(f"/c/{SLUG}/ballot", data={"choice": candidates[:3]})
     assert r.status_code == 403
-    assert ballots(db) == 0
+    assert stored_ballots(db) == 0
 
 
 def test_a3_another_devices_token_is_refused(client, clock, db, candidates, seeded_settings):
@@ -78,7 +78,7 @@ def test_a3_another_devices_token_is_refused(client, clock, db, candidates, seed
         client.cookies.set(DEVICE_COOKIE, cookie)
         assert client.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": candidates[:2]},
                            follow_redirects=False).status_code == 403
-    assert ballots(db) == 0
+    assert stored_ballots(db) == 0
 
 
 def test_a6_bit_flips_and_purpose_confusion_are_4xx_never_500(client, clock, db, candidates, seeded_settings):
@@ -102,7 +102,7 @@ def test_a6_bit_flips_and_purpose_confusion_are_4xx_never_500(client, clock, db,
         client.cookies.set(DEVICE_COOKIE, cookie)
         r = client.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": candidates[:2]}, follow_redirects=False)
         assert r.status_code == 403
-    assert ballots(db) == 0
+    assert stored_ballots(db) == 0
 
 
 # A7 ------------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_a7_number_tricks_and_junk_never_reach_the_database(client, clock, db, c
     clock.advance(seconds=5)
     r = client.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": choices}, follow_redirects=False)
     assert r.status_code == 422
-    assert ballots(db) == 0
+    assert stored_ballots(db) == 0
 
 
 def test_a7_a_json_body_is_not_a_ballot(client, clock, db, candidates):
@@ -124,7 +124,7 @@ def test_a7_a_json_body_is_not_a_ballot(client, clock, db, candidates):
         r = client.post(f"/c/{SLUG}/ballot", content=body.encode(), headers={"content-type": "application/json"},
                         follow_redirects=False)
         assert 400 <= r.status_code < 500
-    assert ballots(db) == 0
+    assert stored_ballots(db) == 0
 
 
 # A10 -----------------------------------------------------------------------------------------
@@ -171,15 +171,15 @@ def test_a10_the_organizer_cannot_announce_by_a_forged_request(seeded_settings, 
             getattr(c, method)(path, follow_redirects=False)
         c.post(f"/admin/campaigns/{SLUG}/announce", data={"confirm": "yes"},
                headers={"origin": "https://evil.example"}, follow_redirects=False)
-    assert voting.campaign_by_slug(db, SLUG)["manual_state"] is None
+    assert campaigns.campaign_by_slug(db, SLUG)["manual_state"] is None
 
 
 # A13 -----------------------------------------------------------------------------------------
 
 def test_a13_an_insider_cannot_rewrite_ballots_through_sql(db, campaign, candidates):
     with dbmod.immediate(db):
-        voting.cast_ballot(db, campaign["id"], "device:x", candidates[:2], OPENS)
-        voting.audit(db, OPENS, "organizer", "campaign.open", SLUG)
+        ballots.cast_ballot(db, campaign["id"], "device:x", candidates[:2], OPENS)
+        audit.record(db, OPENS, "organizer", "campaign.open", SLUG)
     for sql in ("update choices set brand_id = (select id from brands limit 1)", "delete from choices",
                 "update ballots set campaign_id = 0", "delete from ballots", "update audit_log set actor = 'x'"):
         with pytest.raises(sqlite3.IntegrityError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from brandvote import clock, db as dbmod, voting
+from brandvote import ballots, campaigns, clock, db as dbmod
 from browser_support import phone_page, screenshot
 from helpers import LiveServer, PASSWORD, fill_path, staff_get_paths
 
@@ -103,7 +103,7 @@ def submit_unchecked(page, button):
 
 def set_times(server, *, closes_in: timedelta, announce_in: timedelta):
     conn = dbmod.connect(server.db_path)
-    camp = voting.campaign_by_slug(conn, SLUG)
+    camp = campaigns.campaign_by_slug(conn, SLUG)
     now = clock.utcnow()
     conn.execute("update campaigns set closes_at = ?, announce_at = ?, manual_state = null where id = ?",
                  [clock.to_db(now + closes_in), clock.to_db(now + announce_in), camp["id"]])
@@ -258,12 +258,12 @@ def test_new_campaign_with_errors(server, admin):
 
 def test_closed_then_announced(server, admin, reader):
     conn = dbmod.connect(server.db_path)
-    camp = voting.campaign_by_slug(conn, SLUG)
-    cands = [b["slug"] for b in voting.candidates_of(conn, camp["id"])]
+    camp = campaigns.campaign_by_slug(conn, SLUG)
+    cands = [b["slug"] for b in campaigns.candidates_of(conn, camp["id"])]
     receipts = []
     for i in range(12):
         with dbmod.immediate(conn):
-            receipts.append(voting.cast_ballot(conn, camp["id"], f"device:a11y-{i}", cands[i % 5:i % 5 + 3 + i % 4],
+            receipts.append(ballots.cast_ballot(conn, camp["id"], f"device:a11y-{i}", cands[i % 5:i % 5 + 3 + i % 4],
                                                clock.utcnow())["receipt"])
     conn.close()
 

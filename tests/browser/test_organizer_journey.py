@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from brandvote import clock, db as dbmod, voting
+from brandvote import ballots, campaigns, clock, db as dbmod
 from browser_support import PHONE, screenshot
 from helpers import LiveServer
 
@@ -97,12 +97,12 @@ def test_organizer_runs_a_campaign_from_creation_to_announcement(server, page):
     assert "投票进行中" in page.locator(".status-tag").inner_text()
 
     conn = dbmod.connect(server.db_path)
-    camp = voting.campaign_by_slug(conn, SLUG)
-    assert [b["slug"] for b in voting.candidates_of(conn, camp["id"])] == [A, B, C]
+    camp = campaigns.campaign_by_slug(conn, SLUG)
+    assert [b["slug"] for b in campaigns.candidates_of(conn, camp["id"])] == [A, B, C]
     cast_at = clock.utcnow()
     for i, (choices, channel) in enumerate([([A], "paper")] * 4 + [([B, C], None)] * 2):
         with dbmod.immediate(conn):
-            voting.cast_ballot(conn, camp["id"], f"device:{i}", choices, cast_at, channel=channel)
+            ballots.cast_ballot(conn, camp["id"], f"device:{i}", choices, cast_at, channel=channel)
 
     page.goto(f"{server.url}/admin/campaigns/{SLUG}?ch=jiefang-daily")
     assert page.locator("#turnout-total").inner_text() == "6"
@@ -123,7 +123,7 @@ def test_organizer_runs_a_campaign_from_creation_to_announcement(server, page):
     assert page.locator("#tally-table").count() == 0
     screenshot(page, "organizer-4-closed")
 
-    camp = voting.campaign_by_slug(conn, SLUG)
+    camp = campaigns.campaign_by_slug(conn, SLUG)
     back = timedelta(minutes=11)  # stands in for waiting out the 10-minute grace period
     conn.execute("update campaigns set opens_at = ?, closes_at = ? where id = ?",
                  [clock.to_db(clock.from_db(camp["opens_at"]) - back - timedelta(hours=1)),

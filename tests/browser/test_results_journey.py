@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from brandvote import clock, db as dbmod, voting
+from brandvote import ballots, campaigns, clock, db as dbmod, tally
 from browser_support import screenshot
 from helpers import LiveServer
 
@@ -17,18 +17,24 @@ SLUG = "shanghai-2022-highlights"
 def announced_server(tmp_path_factory):
     server = LiveServer(tmp_path_factory.mktemp("results"))
     conn = dbmod.connect(server.db_path)
-    camp = voting.campaign_by_slug(conn, SLUG)
-    cands = [b["slug"] for b in voting.candidates_of(conn, camp["id"])]
+    camp = campaigns.campaign_by_slug(conn, SLUG)
+    cands = [b["slug"] for b in campaigns.candidates_of(conn, camp["id"])]
     now = clock.utcnow()
     rng = random.Random(5)
     receipts = []
     for i in range(240):
         picks = rng.sample(cands, rng.randint(1, 10))
         with dbmod.immediate(conn):
-            receipts.append(voting.cast_ballot(conn, camp["id"], f"device:{i}", picks, now)["receipt"])
+            receipts.append(ballots.cast_ballot(conn, camp["id"], f"device:{i}", picks, now)["receipt"])
     conn.execute("update campaigns set closes_at = ?, announce_at = ?, manual_state = null where id = ?",
                  [clock.to_db(now - timedelta(hours=1)), clock.to_db(now - timedelta(minutes=1)), camp["id"]])
     conn.conn.commit()
+    # a tie at the last seat holds the announcement: the organizer decides it, as the console does
+    camp = tally.settle(conn, campaigns.campaign_by_slug(conn, SLUG), now)
+    if camp["tally_ready"] == 0:
+        res = tally.results(conn, camp, now)
+        seats = camp["winners"] - sum(1 for r in res["rows"] if r.winner is True)
+        tally.decide_tie(conn, camp, res["undecided_tie"][:seats], now, "organizer")
     conn.close()
     server.receipts = receipts
     yield server
@@ -44,7 +50,7 @@ def test_results_and_receipt_lookup_on_a_phone(announced_server, phone):
     assert rows.count() == 15
     assert phone.locator("li.result svg.result__bar").count() == 15
     winners = phone.locator("li.result--winner").count()
-    assert 1 <= winners <= 10
+    assert winners == 10
     votes = [int(t.split()[0]) for t in phone.locator(".result__votes").all_inner_texts()]
     assert votes == sorted(votes, reverse=True)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
