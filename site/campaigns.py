@@ -79,28 +79,36 @@ def status(campaign: dict, now: datetime) -> str:
     return "open"
 
 
-def rule_problems(camp: dict) -> list[str]:
-    """Problems with a campaign's rules as given in a file or a form (Chinese, one per line)."""
-    problems = []
+def rule_problems(camp: dict) -> dict[str, str]:
+    """The campaign's rules that hold whatever the door (a file, the console form): field →
+    its first problem, in Chinese. Times are text as given (parse_input); check_change adds
+    what depends on now and on the stored campaign."""
+    problems: dict[str, str] = {}
     n = len(camp.get("candidates", []))
-    lo, hi = camp.get("min_choices", 1), camp.get("max_choices", 10)
+    lo, hi, winners = camp.get("min_choices", 1), camp.get("max_choices", 10), camp.get("winners", 10)
     if lo > hi:
-        problems.append(f"最少选择数 {lo} 大于最多选择数 {hi}")
+        problems["min_choices"] = f"最少选择数 {lo} 大于最多选择数 {hi}。"
     if n and hi > n:
-        problems.append(f"最多选择数 {hi} 超过候选项目数 {n}")
-    if n and camp.get("winners", 10) > n:
-        problems.append(f"入选数 {camp.get('winners')} 超过候选项目数 {n}")
-    times = []
+        problems["max_choices"] = f"最多选择数 {hi} 超过候选项目数 {n}。"
+    if n and winners > n:
+        problems["winners"] = f"入选数 {winners} 超过候选项目数 {n}。"
+    times = {}
     for key in TIME_FIELDS:
-        value = camp.get(key)
-        if value:
+        if camp.get(key):
             try:
-                times.append((key, clock.parse_input(value)))
-            except ValueError:
-                problems.append(f"{key} 不是有效的时间：{value!r}")
-    for (k1, t1), (k2, t2) in zip(times, times[1:]):
-        if t1 > t2:
-            problems.append(f"{k1} 晚于 {k2}")
+                times[key] = clock.parse_input(camp[key])
+                clock.to_db(times[key])
+            except (ValueError, OverflowError):
+                problems[key] = "时间格式有误，请按“年-月-日 时:分”填写（北京时间）。"
+    opens, closes, announce = (times.get(k) for k in TIME_FIELDS)
+    if opens and closes and opens >= closes:
+        problems.setdefault("closes_at", "截止时间必须晚于开始时间。")
+    if closes and announce and closes > announce:
+        problems.setdefault("announce_at", "揭晓时间不能早于截止时间。")
+    if opens and announce and opens > announce:
+        problems.setdefault("announce_at", "揭晓时间不能早于开始时间。")
+    if announce and not closes and "closes_at" not in problems:
+        problems["closes_at"] = "设定揭晓时间时，也请设定截止时间。"
     return problems
 
 
@@ -140,7 +148,7 @@ def check_change(old: dict | None, new: dict, old_candidates: list[int], candida
     if "closes_at" in changed and closes is not None and closes <= now:
         raise CampaignLocked("截止时间不能早于现在。如需现在结束投票，请用“结束投票”按钮。")
     if changed & {"closes_at", "announce_at"} and announce is not None:
-        if closes is None:
+        if closes is None:  # rule_problems words it for the field; here only to be safe
             raise CampaignLocked("设定揭晓时间时，也请设定截止时间。")
         if announce <= now:
             raise CampaignLocked("揭晓时间不能早于现在。如需现在揭晓，请在投票结束后用“揭晓结果”按钮。")

@@ -70,7 +70,7 @@ def validate_document(doc: object, existing_brand_slugs: set[str] = frozenset())
                 if slug not in known:
                     problems.append(f"$.{key}[{i}].{members}[{j}]: 没有 slug 为 {slug!r} 的条目")
     for i, camp in enumerate(doc.get("campaigns", [])):
-        problems += [f"$.campaigns[{i}]: {p}" for p in campaigns.rule_problems(camp)]
+        problems += [f"$.campaigns[{i}].{field}: {p}" for field, p in campaigns.rule_problems(camp).items()]
     return problems
 
 

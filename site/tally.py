@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from . import audit, campaigns, clock, spreadsheet
+from . import audit, ballots, campaigns, clock, spreadsheet
 from .db import first, immediate
 from .errors import BrandvoteError, NotFound
 
@@ -117,11 +117,6 @@ def straddling(rows: list[Row]) -> list[Row]:
 
 
 # ---------------------------------------------------------------- the ledger
-
-def receipt_hash(receipt: str) -> str:
-    """How a receipt appears in the ledger (stored with the ballot as receipt_hash)."""
-    return hashlib.sha256(receipt.encode()).hexdigest()
-
 
 def ledger_rows(db: Database, campaign_id: int):
     """(receipt hash, sorted choices) in receipt-hash order: one scan of a covering index."""
@@ -294,17 +289,22 @@ def results_csv(res: dict) -> str:
     return "\ufeff" + buf.getvalue()
 
 
+def tie_at_cut_off(db: Database, campaign: dict, now: datetime) -> tuple[list[Row], int]:
+    """The candidates tied across the last seat and how many seats they share, ranked without
+    any earlier decision (so a decision can be revised until the announcement)."""
+    stored = stored_tally(db, campaign, now)
+    undecided = rank(campaigns.candidates_of(db, campaign["id"]), json.loads(stored["counts"]), stored["ballots"],
+                     campaign["winners"])
+    return straddling(undecided), min(campaign["winners"], len(undecided)) - sum(1 for r in undecided if r.winner)
+
+
 def decide_tie(db: Database, campaign: dict, chosen: list[str], now: datetime, actor: str) -> dict:
     """The organizer puts some of the tied candidates in, exactly filling the seats left."""
     if is_announced(campaign, now):
         raise BrandvoteError("结果已揭晓，不能再更改。", status=409)
-    stored = stored_tally(db, campaign, now)
-    undecided = rank(campaigns.candidates_of(db, campaign["id"]), json.loads(stored["counts"]), stored["ballots"],
-                     campaign["winners"])  # without any earlier decision, so a decision can be revised
-    tied = straddling(undecided)
+    tied, seats = tie_at_cut_off(db, campaign, now)
     if not tied:
         raise BrandvoteError("入选名额边界没有并列，无需决定。", status=409)
-    seats = campaign["winners"] - sum(1 for r in undecided if r.winner is True)
     tied_slugs = {r.slug for r in tied}
     if len(set(chosen)) != len(chosen) or not set(chosen) <= tied_slugs or len(chosen) != seats:
         raise BrandvoteError(f"请从并列的 {len(tied_slugs)} 项中选出 {seats} 项：{'、'.join(sorted(tied_slugs))}",
@@ -355,7 +355,7 @@ def lookup_receipt(db: Database, campaign: dict, code: str, now: datetime) -> di
         "select br.name from choices c join brands br on br.id = c.brand_id"
         " join candidates k on k.brand_id = c.brand_id and k.campaign_id = c.campaign_id"
         " where c.ballot_id = ? order by k.position", [row["id"]])]
-    return {"receipt": normalized, "choices": choices, "hash": receipt_hash(normalized),
+    return {"receipt": normalized, "choices": choices, "hash": ballots.receipt_hash(normalized),
             "day": clock.from_db(row["cast_at"]).astimezone(clock.LOCAL).date().isoformat()}
 
 

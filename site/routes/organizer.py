@@ -10,7 +10,6 @@ its Chinese message and status.
 from __future__ import annotations
 
 import io
-import re
 from datetime import datetime, timezone
 
 from starlette.concurrency import run_in_threadpool
@@ -18,16 +17,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import audit, ballots, campaigns, catalog, clock, qr, spreadsheet, tally, voter_codes
+from .. import audit, ballots, campaigns, catalog, clock, forms, qr, spreadsheet, tally, voter_codes
 from ..db import immediate
 from ..errors import BrandvoteError
 from .staff import NO_STORE, render, requires, staff_form
 
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-INT_RE = re.compile(r"^[0-9]{1,7}$")
-LOCAL_INPUT_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}$")  # what datetime-local sends
-MAX_SLUG, MAX_TITLE, MAX_INTRO = 60, 120, 2000
-MAX_CHOICES_LIMIT = 1000
 MAX_CODES, MAX_SLIPS = 100_000, 10_000
 ANOMALY_THRESHOLD = 20  # ballots from one address in one hour worth a second look
 SEARCH_PAGE = 100
@@ -38,7 +32,6 @@ CONFIRM_TEXT = {
     "close": "确定现在结束投票吗？结束后不能重新开启；已打开投票页的人还有 10 分钟宽限期可以提交。",
     "announce": "确定现在揭晓结果吗？揭晓后结果、账本和回执查询立即对公众公开，不能撤回。",
 }
-ELECTORATES = {"open": "公开投票（每台设备一票）", "codes": "凭码投票（一次性投票码）"}
 
 
 class Conflict(BrandvoteError):
@@ -47,21 +40,6 @@ class Conflict(BrandvoteError):
 
 
 # ---------------------------------------------------------------- helpers
-
-def _text(form, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _int(text: str, lo: int, hi: int) -> int | None:
-    return int(text) if INT_RE.match(text) and lo <= int(text) <= hi else None
-
-
-def _local_input(value: str | None) -> str:
-    """A stored UTC time as a datetime-local value in Beijing time (minutes)."""
-    dt = clock.from_db(value)
-    return dt.astimezone(clock.LOCAL).strftime("%Y-%m-%dT%H:%M") if dt else ""
-
 
 def _hour_label(hour: str) -> str:
     try:
@@ -94,140 +72,6 @@ def campaign_list(request: Request):
 
 # ---------------------------------------------------------------- create and edit
 
-def _form_from_campaign(db, camp: dict) -> dict:
-    chosen = [b["slug"] for b in campaigns.candidates_of(db, camp["id"])]
-    return {
-        "slug": camp["slug"], "title": camp["title"], "intro": camp["intro"],
-        "min_choices": str(camp["min_choices"]), "max_choices": str(camp["max_choices"]),
-        "winners": str(camp["winners"]), "electorate": camp["electorate"],
-        **{k: _local_input(camp[k]) for k in campaigns.TIME_FIELDS},
-        "ip_limit": "" if camp["ip_limit"] is None else str(camp["ip_limit"]),
-        "candidates": chosen, "positions": {s: str(i) for i, s in enumerate(chosen, start=1)},
-    }
-
-
-def _empty_form() -> dict:
-    return {"slug": "", "title": "", "intro": "", "min_choices": "1", "max_choices": "10", "winners": "10",
-            "electorate": "open", "opens_at": "", "closes_at": "", "announce_at": "", "ip_limit": "",
-            "candidates": [], "positions": {}}
-
-
-def _form_from_post(form, creating: bool, slug: str | None) -> dict:
-    """Only the named fields: never frozen_at, manual_state, ids or timestamps."""
-    picked = []
-    for value in form.getlist("candidate")[:500]:
-        if isinstance(value, str) and value.strip() and value.strip() not in picked:
-            picked.append(value.strip()[:100])
-    return {
-        "slug": _text(form, "slug")[:100] if creating else slug,
-        "title": _text(form, "title")[:MAX_TITLE + 50],
-        "intro": _text(form, "intro")[:MAX_INTRO + 200],
-        **{k: _text(form, k)[:20] for k in ("min_choices", "max_choices", "winners", "ip_limit")},
-        "electorate": _text(form, "electorate"),
-        **{k: _text(form, k)[:40] for k in campaigns.TIME_FIELDS},
-        "candidates": picked,
-        "positions": {s: _text(form, f"position_{s}")[:10] for s in picked},
-    }
-
-
-def _ordered_candidates(data: dict, errors: dict) -> list[str]:
-    keyed = []
-    for i, slug in enumerate(data["candidates"]):
-        text = data["positions"].get(slug, "")
-        pos = _int(text, 1, 9999) if text else 10_000
-        if pos is None:
-            errors.setdefault("candidates", "排序只能填 1 到 9999 之间的整数，或留空（排在最后）。")
-            pos = 10_000
-        keyed.append((pos, i, slug))
-    return [slug for _, _, slug in sorted(keyed)]
-
-
-def _validate(db, data: dict, creating: bool, old: dict | None) -> tuple[dict, dict, dict]:
-    """(errors by field, the campaign for upsert_campaign, brand ids by slug)."""
-    errors: dict[str, str] = {}
-    slug = data["slug"]
-    if creating:
-        if not slug:
-            errors["slug"] = "请填写网址标识。"
-        elif len(slug) > MAX_SLUG or not SLUG_RE.match(slug) or slug == "new":
-            errors["slug"] = f"网址标识只能用小写英文字母、数字和单个连字符（如 shanghai-2026），最长 {MAX_SLUG} 个字符。"
-        elif campaigns.slug_taken(db, slug):
-            errors["slug"] = "这个网址标识已被其他评选使用，请换一个。"
-    if not data["title"]:
-        errors["title"] = "请填写评选名称。"
-    elif len(data["title"]) > MAX_TITLE:
-        errors["title"] = f"评选名称最长 {MAX_TITLE} 个字。"
-    if len(data["intro"]) > MAX_INTRO:
-        errors["intro"] = f"简介最长 {MAX_INTRO} 个字。"
-
-    order = _ordered_candidates(data, errors)
-    current = {b["slug"] for b in campaigns.candidates_of(db, old["id"])} if old else set()
-    ids: dict[str, int] = {}
-    for r in catalog.brands_with_slugs(db, order).values():
-        if (r["published"] and not r["deleted_at"]) or r["slug"] in current:
-            ids[r["slug"]] = r["id"]
-    unknown = [s for s in order if s not in ids]
-    if unknown:
-        errors["candidates"] = "这些条目不存在或未发布：" + "、".join(unknown[:5])
-    elif len(order) < 2 and "candidates" not in errors:
-        errors["candidates"] = "请至少选择 2 个候选项目。"
-    n = len(order)
-
-    nums = {}
-    for key, label in (("min_choices", "最少选择数"), ("max_choices", "最多选择数"), ("winners", "入选数")):
-        nums[key] = _int(data[key], 1, MAX_CHOICES_LIMIT)
-        if nums[key] is None:
-            errors[key] = f"{label}须为 1 到 {MAX_CHOICES_LIMIT} 之间的整数。"
-    if nums["min_choices"] and nums["max_choices"] and nums["min_choices"] > nums["max_choices"]:
-        errors["min_choices"] = f"最少选择数 {nums['min_choices']} 大于最多选择数 {nums['max_choices']}。"
-    if n >= 2 and nums["max_choices"] and nums["max_choices"] > n:
-        errors["max_choices"] = f"最多选择数 {nums['max_choices']} 超过候选项目数 {n}。"
-    if n >= 2 and nums["winners"] and nums["winners"] > n:
-        errors["winners"] = f"入选数 {nums['winners']} 超过候选项目数 {n}。"
-    if data["electorate"] not in ELECTORATES:
-        errors["electorate"] = "请选择投票人范围。"
-    ip_limit = None
-    if data["ip_limit"]:
-        ip_limit = _int(data["ip_limit"], 0, 1_000_000)
-        if ip_limit is None:
-            errors["ip_limit"] = "每小时上限须为 0 到 1000000 之间的整数（0 表示不限），留空则用全站默认值。"
-
-    times: dict[str, str | None] = {}
-    parsed: dict[str, datetime] = {}
-    for key in campaigns.TIME_FIELDS:
-        text = data[key]
-        if not text:
-            times[key] = None
-            continue
-        try:
-            dt = clock.parse_input(text)
-            clock.to_db(dt)
-        except (ValueError, OverflowError):
-            errors[key] = "时间格式有误，请按“年-月-日 时:分”填写（北京时间）。"
-            continue
-        parsed[key] = dt
-        # unchanged to the minute: keep the stored value (seconds included), so no change is logged
-        if old and old[key] and _local_input(old[key]) == dt.astimezone(clock.LOCAL).strftime("%Y-%m-%dT%H:%M"):
-            times[key] = old[key]
-        else:
-            times[key] = text
-    if "opens_at" in parsed and "closes_at" in parsed and parsed["opens_at"] >= parsed["closes_at"]:
-        errors.setdefault("closes_at", "截止时间必须晚于开始时间。")
-    if "closes_at" in parsed and "announce_at" in parsed and parsed["closes_at"] > parsed["announce_at"]:
-        errors.setdefault("announce_at", "揭晓时间不能早于截止时间。")
-    if "opens_at" in parsed and "announce_at" in parsed and parsed["opens_at"] > parsed["announce_at"]:
-        errors.setdefault("announce_at", "揭晓时间不能早于开始时间。")
-    if "announce_at" in parsed and "closes_at" not in parsed and "closes_at" not in errors:
-        errors["closes_at"] = "设定揭晓时间时，也请设定截止时间。"
-
-    camp = {"slug": slug, "title": data["title"], "intro": data["intro"], "candidates": order,
-            **nums, "electorate": data["electorate"], "ip_limit": ip_limit, **times}
-    if not errors:
-        for problem in campaigns.rule_problems(camp):  # anything the field checks above missed
-            errors.setdefault("form", problem)
-    return errors, camp, ids
-
-
 def _choices(db, data: dict, q: str, old: dict | None) -> tuple[list[dict], int]:
     """The entries to tick: the chosen ones first (kept whatever the search), then matches."""
     chosen = data["candidates"]
@@ -249,10 +93,10 @@ def _form_page(request: Request, data: dict, *, creating: bool, errors: dict | N
     entries, matches = _choices(db, data, q, camp)
     return render(request, "admin/campaigns/form.html", {
         "creating": creating, "form": data, "errors": errors or {}, "q": q, "entries": entries,
-        "matches": matches, "message": message, "campaign": camp, "electorates": ELECTORATES,
+        "matches": matches, "message": message, "campaign": camp, "electorates": forms.ELECTORATES,
         "frozen": bool(camp and camp["frozen_at"]), "default_ip_limit": request.state.settings.ip_limit,
         # a value a datetime-local input cannot hold is kept, in a plain text input
-        "text_times": [k for k in campaigns.TIME_FIELDS if data[k] and not LOCAL_INPUT_RE.match(data[k])],
+        "text_times": [k for k in campaigns.TIME_FIELDS if data[k] and not forms.LOCAL_INPUT_RE.match(data[k])],
     }, status)
 
 
@@ -263,24 +107,24 @@ def _query(request: Request) -> str:
 
 @requires("organizer")
 def new_form(request: Request):
-    return _form_page(request, _empty_form(), creating=True, q=_query(request))
+    return _form_page(request, forms.empty(), creating=True, q=_query(request))
 
 
 @requires("organizer")
 def edit_form(request: Request):
     camp = _campaign(request)
-    return _form_page(request, _form_from_campaign(request.state.store.db(), camp), creating=False,
+    return _form_page(request, forms.from_campaign(request.state.store.db(), camp), creating=False,
                       q=_query(request), camp=camp)
 
 
 def _save(request: Request, form, creating: bool) -> Response:
     db, now = request.state.store.db(), request.state.now()
     old = None if creating else _campaign(request)
-    data = _form_from_post(form, creating, old["slug"] if old else None)
-    q = " ".join(_text(form, "q").split())[:catalog.MAX_QUERY_CHARS]
-    if _text(form, "action") == "search":
+    data = forms.from_post(form, creating, old["slug"] if old else None)
+    q = " ".join(forms.text(form, "q").split())[:catalog.MAX_QUERY_CHARS]
+    if forms.text(form, "action") == "search":
         return _form_page(request, data, creating=creating, q=q, camp=old)
-    errors, camp, ids = _validate(db, data, creating, old)
+    errors, camp, ids = forms.check(db, data, creating, old)
     if errors:
         return _form_page(request, data, creating=creating, errors=errors, status=422, q=q, camp=old,
                           message="有些内容需要修改，请看标出的地方。")
@@ -320,7 +164,7 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
     channel_error = None
     if channel and not campaigns.CHANNEL_RE.match(channel):
         channel_error = "渠道名只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
-    threshold = _int(request.query_params.get("threshold", ""), 2, 1_000_000) or ANOMALY_THRESHOLD
+    threshold = forms.int_in(request.query_params.get("threshold", ""), 2, 1_000_000) or ANOMALY_THRESHOLD
     turnout = ballots.turnout(db, camp["id"])
     for row in turnout["per_hour"]:
         row["label"] = _hour_label(row["hour"])
@@ -336,12 +180,11 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
         except BrandvoteError as exc:
             tally_error = exc.message
     if res is not None:  # a tie across the cut-off, decided or not (a decision may change until announced)
-        undecided = tally.rank(candidates, {r.slug: r.votes for r in res["rows"]}, res["ballots"], camp["winners"])
-        seats_left = min(camp["winners"], len(undecided)) - sum(1 for r in undecided if r.winner is True)
+        tied, seats_left = tally.tie_at_cut_off(db, camp, now)
         winner = {r.slug: r.winner for r in res["rows"]}
         tie_rows = [{"slug": r.slug, "name": r.name, "votes": r.votes,
                      "checked": r.slug in chosen if chosen is not None else winner.get(r.slug) is True}
-                    for r in tally.straddling(undecided)]
+                    for r in tied]
     done = DONE_MESSAGES.get(request.query_params.get("done", ""))
     closes = clock.from_db(camp["closes_at"])
     return render(request, "admin/campaigns/show.html", {
@@ -354,7 +197,7 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
         "confirm_text": CONFIRM_TEXT.get(confirm or "", ""),
         "channel": channel if channel and not channel_error else "", "channel_input": channel[:40],
         "channel_error": channel_error, "base_url": request.state.settings.base_url,
-        "electorates": ELECTORATES, "max_codes": MAX_CODES, "max_slips": MAX_SLIPS,
+        "electorates": forms.ELECTORATES, "max_codes": MAX_CODES, "max_slips": MAX_SLIPS,
     }, status)
 
 
@@ -369,10 +212,10 @@ def _failed(request: Request, exc: BrandvoteError, **kw) -> Response:
 
 def _set_state(request: Request, form) -> Response:
     camp = _campaign(request)
-    action = _text(form, "action")
+    action = forms.text(form, "action")
     if action not in ("open", "close"):
         return _show(request, camp, message="未知操作：请用页面上的“开启投票”或“结束投票”按钮。", error=True, status=422)
-    if _text(form, "confirm") != "yes":
+    if forms.text(form, "confirm") != "yes":
         return _show(request, camp, confirm=action)
     db, now = request.state.store.db(), request.state.now()
     try:
@@ -397,8 +240,8 @@ def _codes(request: Request, form) -> Response:
     if camp["electorate"] != "codes":
         return _show(request, camp, message="本评选是公开投票，不需要投票码。如需凭码投票，请在第一张选票之前把“投票人范围”改为“凭码投票”。",
                      error=True, status=409)
-    fmt = _text(form, "format") or "csv"
-    count = _int(_text(form, "count"), 1, MAX_CODES)
+    fmt = forms.text(form, "format") or "csv"
+    count = forms.int_in(forms.text(form, "count"), 1, MAX_CODES)
     if fmt not in ("csv", "slips"):
         return _show(request, camp, message="请选择下载格式：CSV 表格或可打印的纸条。", error=True, status=422)
     if count is None:
@@ -456,7 +299,7 @@ async def decide_tie(request: Request):
 def _announce(request: Request, form) -> Response:
     db, now = request.state.store.db(), request.state.now()
     camp = _campaign(request)
-    if _text(form, "confirm") != "yes":
+    if forms.text(form, "confirm") != "yes":
         return _show(request, camp, confirm="announce")
     try:
         tally.announce(db, camp["slug"], now, actor=_actor(request))
