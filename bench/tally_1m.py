@@ -8,7 +8,6 @@ results page afterwards (first render and cached), with peak RSS.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import random
 import resource
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from brandvote import campaigns, clock, db as dbmod, seed, tally
+from brandvote import ballots as ballotsmod, campaigns, clock, db as dbmod, seed, tally
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
@@ -52,7 +51,7 @@ def main() -> int:
         ballots, choices = [], []
         for i in range(start, start + n):
             receipt = f"B{i:011d}"
-            ballots.append((i + 1, camp["id"], f"bench:{i}", receipt, hashlib.sha256(receipt.encode()).hexdigest(),
+            ballots.append((i + 1, camp["id"], f"bench:{i}", receipt, ballotsmod.receipt_hash(receipt),
                             None, clock.to_db(opens + timedelta(seconds=i % 86400))))
             picked = set()
             while len(picked) < 10:

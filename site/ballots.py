@@ -13,7 +13,7 @@ from sqlite_utils import Database
 
 from . import campaigns, clock
 from .db import first
-from .errors import BrandvoteError, NotFound
+from .errors import AlreadyVoted, BallotRejected, BrandvoteError, NotFound, NotOpen, RateLimited
 
 
 def ballots_per_campaign(db: Database) -> dict[int, int]:
@@ -23,33 +23,6 @@ def ballots_per_campaign(db: Database) -> dict[int, int]:
 
 
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
-
-
-class BallotRejected(BrandvoteError):
-    """A rule was broken; nothing is stored. The page is re-rendered with the ticks kept."""
-
-    status = 422
-    code = "invalid_ballot"
-
-
-class AlreadyVoted(BrandvoteError):
-    status = 409
-    code = "already_voted"
-    message = "您已经投过票，选票提交后不可更改。"
-
-
-class NotOpen(BrandvoteError):
-    status = 403
-    code = "campaign_not_open"
-
-
-class RateLimited(BrandvoteError):
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: int):
-        self.retry_after = retry_after
-        super().__init__(message)
 
 
 def check_open(campaign: dict, now: datetime, page_loaded_at: datetime | None = None) -> None:
@@ -98,6 +71,12 @@ def new_receipt() -> str:
     n = secrets.randbits(60)
     raw = "".join(RECEIPT_ALPHABET[(n >> shift) & 31] for shift in range(55, -1, -5))
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def receipt_hash(receipt: str) -> str:
+    """How a receipt stands in the public ledger: stored with its ballot, so the ledger
+    streams in this order, and shown by the receipt lookup."""
+    return hashlib.sha256(receipt.encode()).hexdigest()
 
 
 def _hour(now: datetime) -> str:
@@ -256,7 +235,7 @@ def _store(db: Database, camp: dict, ids: dict[str, int], new: dict, ip_added: d
     db.conn.executemany(
         "insert into ballots (campaign_id, voter_key, receipt, receipt_hash, choice_set, channel, cast_at)"
         " values (?, ?, ?, ?, ?, ?, ?)",
-        [[campaign_id, voter_key, receipt, hashlib.sha256(receipt.encode()).hexdigest(), ";".join(sorted(ordered)),
+        [[campaign_id, voter_key, receipt, receipt_hash(receipt), ";".join(sorted(ordered)),
           req.channel, clock.to_db(req.now)] for receipt, (_, voter_key, ordered, req) in ballots.items()])
     (id_map,) = db.conn.execute(
         "select json_group_object(receipt, id) from ballots"
