@@ -165,33 +165,13 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
     if channel and not campaigns.CHANNEL_RE.match(channel):
         channel_error = "渠道名只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
     threshold = forms.int_in(request.query_params.get("threshold", ""), 2, 1_000_000) or ANOMALY_THRESHOLD
-    turnout = ballots.turnout(db, camp["id"])
-    for row in turnout["per_hour"]:
-        row["label"] = _hour_label(row["hour"])
-    bursts = ballots.anomalies(db, camp["id"], threshold)
-    for row in bursts:
-        row["label"] = _hour_label(row["hour"])
     over = tally.voting_over(camp, now)
-    candidates = campaigns.candidates_of(db, camp["id"])
-    res, tally_error, seats_left, tie_rows = None, None, 0, []
-    if over:  # the tally exists for organizers only after closing and the grace period
-        try:
-            res = tally.results(db, camp, now)
-        except BrandvoteError as exc:
-            tally_error = exc.message
-    if res is not None:  # a tie across the cut-off, decided or not (a decision may change until announced)
-        tied, seats_left = tally.tie_at_cut_off(db, camp, now)
-        winner = {r.slug: r.winner for r in res["rows"]}
-        tie_rows = [{"slug": r.slug, "name": r.name, "votes": r.votes,
-                     "checked": r.slug in chosen if chosen is not None else winner.get(r.slug) is True}
-                    for r in tied]
     done = DONE_MESSAGES.get(request.query_params.get("done", ""))
     closes = clock.from_db(camp["closes_at"])
     return render(request, "admin/campaigns/show.html", {
-        "campaign": camp, "state": state, "candidates": candidates, "tie_rows": tie_rows,
-        "turnout": turnout, "anomalies": bursts, "threshold": threshold,
-        "voting_over": over, "res": res, "tally_error": tally_error, "seats_left": seats_left,
-        "grace_ends": closes + campaigns.GRACE if closes else None,
+        "campaign": camp, "state": state, "candidates": campaigns.candidates_of(db, camp["id"]),
+        **_turnout_context(db, camp, threshold), **_tally_context(db, camp, now, over, chosen),
+        "voting_over": over, "grace_ends": closes + campaigns.GRACE if closes else None,
         "announced": tally.is_announced(camp, now),
         "message": message or done, "error": error, "confirm": confirm,
         "confirm_text": CONFIRM_TEXT.get(confirm or "", ""),
@@ -199,6 +179,33 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
         "channel_error": channel_error, "base_url": request.state.settings.base_url,
         "electorates": forms.ELECTORATES, "max_codes": MAX_CODES, "max_slips": MAX_SLIPS,
     }, status)
+
+
+def _turnout_context(db, camp: dict, threshold: int) -> dict:
+    """Ballots per hour and channel, and bursts from one network: never per-candidate counts."""
+    turnout = ballots.turnout(db, camp["id"])
+    bursts = ballots.anomalies(db, camp["id"], threshold)
+    for row in turnout["per_hour"] + bursts:
+        row["label"] = _hour_label(row["hour"])
+    return {"turnout": turnout, "anomalies": bursts, "threshold": threshold}
+
+
+def _tally_context(db, camp: dict, now, over: bool, chosen: list[str] | None) -> dict:
+    """The tally, for organizers only after closing and the grace period, and any tie at the
+    cut-off (decided or not: a decision may change until the announcement)."""
+    res, tally_error, seats_left, tie_rows = None, None, 0, []
+    if over:
+        try:
+            res = tally.results(db, camp, now)
+        except BrandvoteError as exc:
+            tally_error = exc.message
+    if res is not None:
+        tied, seats_left = tally.tie_at_cut_off(db, camp, now)
+        winner = {r.slug: r.winner for r in res["rows"]}
+        tie_rows = [{"slug": r.slug, "name": r.name, "votes": r.votes,
+                     "checked": r.slug in chosen if chosen is not None else winner.get(r.slug) is True}
+                    for r in tied]
+    return {"res": res, "tally_error": tally_error, "seats_left": seats_left, "tie_rows": tie_rows}
 
 
 @requires("organizer")
@@ -257,6 +264,11 @@ def _codes(request: Request, form) -> Response:
         return _failed(request, exc)
     with immediate(db):
         audit.record(db, now, _actor(request), "codes.create", camp["slug"], {"count": count, "format": fmt})
+    return _codes_download(request, camp, codes, fmt, now)
+
+
+def _codes_download(request: Request, camp: dict, codes: list[str], fmt: str, now) -> Response:
+    """The codes as printable A4 slips or as a CSV, named by campaign and time; never cached."""
     stamp = now.astimezone(clock.LOCAL).strftime("%Y%m%d-%H%M%S")
     if fmt == "slips":
         out = io.StringIO()
