@@ -18,7 +18,7 @@ from zxcvbn import zxcvbn
 from . import audit, clock
 from .db import first, immediate
 from .errors import BrandvoteError
-from .security import hash_password, verify_password
+from .security import hash_password, new_csrf_secret, verify_password
 
 ROLES = ("editor", "organizer", "admin")
 ROLE_LABELS = {"editor": "编辑", "organizer": "组织方", "admin": "管理员"}
@@ -195,7 +195,7 @@ def sign_in(db: Database, username: str, password: str, ip_key: str, now: dateti
         _settle_failure(db, attempt, username, ip_key, now)
         raise SignInFailed()
     session = {"id": secrets.token_urlsafe(32), "user_id": user["id"], "created_at": clock.to_db(now),
-               "last_seen": clock.to_db(now), "csrf": secrets.token_urlsafe(32)}
+               "last_seen": clock.to_db(now), "csrf": new_csrf_secret()}
     with immediate(db):
         db.execute("delete from login_failures where id = ?", [attempt])  # a success is no failure
         db.execute("insert into sessions (id, user_id, created_at, last_seen, csrf) values"

@@ -20,7 +20,7 @@ from .pagecache import GZIP_MIN, CacheFront, PageCache
 from .routes import build_routes, vote
 from .routes.staff import STAFF_PREFIXES
 from .routes.errors import error_response, make_handlers
-from .security import BodyLimit, OnlyUnder, SecurityHeaders, Tokens
+from .security import SESSION_COOKIE, BodyLimit, OnlyUnder, SecurityHeaders, Tokens, derived_key
 from .settings import Settings
 from .templating import make_templates
 from .writer import Writer
@@ -79,9 +79,9 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow,
                        exclude_content_types=ALREADY_COMPRESSED),
             Middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render_413=render_413),
             # Staff sessions: a signed cookie holding only a session id (see accounts.py), only
-            # on the staff paths.
+            # on the staff paths, signed with the staff-session purpose's own key (security.py).
             Middleware(OnlyUnder, middleware_class=SessionMiddleware, prefixes=STAFF_PREFIXES,
-                       secret_key=settings.secret + ":staff-session", session_cookie="bv_session",
+                       secret_key=derived_key(settings.secret, "staff-session"), session_cookie=SESSION_COOKIE,
                        max_age=int(ABSOLUTE_TIMEOUT.total_seconds()), same_site="strict",
                        https_only=settings.https),
         ],

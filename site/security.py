@@ -1,7 +1,31 @@
-"""Signing per purpose, passwords, and the two small ASGI guards every response passes.
+"""Signing and CSRF, client addresses, passwords, and the small ASGI guards every response passes.
 
-One Signer per purpose (its salt), so a token minted as a device id can never be
-replayed as a CSRF token or a receipt.
+One secret (settings.secret) signs everything, never bare: each purpose signs under its own
+salt, so a token minted for one purpose is refused by every other (a device cookie is not a
+form token, a form token is not a session cookie). `serializer(secret, purpose)` is the one
+way to make a signer; `derived_key(secret, purpose)` gives the key for the one signer this
+module does not build, Starlette's session cookie.
+
+| purpose         | salt                      | what it signs                                         |
+| --------------- | ------------------------- | ----------------------------------------------------- |
+| `device`        | `brandvote.device`        | the device cookie `bv_device` (open electorate)       |
+| `voter-code`    | `brandvote.voter-code`    | the redeemed-code cookie `bv_code` (closed electorate) |
+| `csrf`          | `brandvote.csrf`          | the ballot form's CSRF token                          |
+| `staff-session` | `brandvote.staff-session` | the staff session cookie `bv_session`, via derived_key |
+
+The first three are itsdangerous URLSafeSerializer tokens (HMAC-SHA1 under itsdangerous' own
+key derivation from the salt), byte for byte, so cookies already on phones keep loading.
+The session key is HMAC-SHA256(secret, salt): Starlette signs with whatever key it is given,
+and a key of its own means a cookie signed with the bare secret, or with any other
+purpose's key, is refused.
+
+Two keyed hashes are stored rather than sent: `Tokens.voter_key` (HMAC-SHA256 of
+`device:<id>`) and `Tokens.ip_key` (of `ip:<network>`), under the bare secret. Their stored
+form cannot change (a device that voted before an upgrade must not vote again after it);
+their prefixes keep them apart from each other, and neither starts like a salt
+(`brandvote.`), so no stored hash can equal the session key.
+
+CSRF has one design with two kinds of token; see the CSRF section below.
 """
 
 from __future__ import annotations
@@ -13,12 +37,11 @@ import ipaddress
 import json
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadData, Serializer, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadData, Serializer, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.signer import HMACAlgorithm, Signer as ItsSigner
 from starlette.datastructures import Headers
@@ -34,35 +57,33 @@ class TokenExpired(TokenInvalid):
     pass
 
 
-@dataclass(frozen=True)
-class Signer:
-    secret: str
-    purpose: str
+# ---------------------------------------------------------------- signing: one salt per purpose
 
-    @property
-    def _serializer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.secret, salt=f"brandvote.{self.purpose}")
-
-    def dumps(self, value) -> str:
-        return self._serializer.dumps(value)
-
-    def loads(self, token: str | None, max_age: int | None = None, return_timestamp: bool = False):
-        if not token:
-            raise TokenInvalid("missing")
-        try:
-            return self._serializer.loads(token, max_age=max_age, return_timestamp=return_timestamp)
-        except SignatureExpired as exc:
-            raise TokenExpired(str(exc)) from exc
-        except BadData as exc:
-            raise TokenInvalid(str(exc)) from exc
-
-
-# ---------------------------------------------------------------- voters and forms
-
-CSRF_MIN_AGE_S = 2  # a form posted faster than a person can read it is a script
-CSRF_MAX_AGE_S = 6 * 3600
+PURPOSES = ("device", "voter-code", "csrf", "staff-session")
+SALT_PREFIX = "brandvote."
 DEVICE_COOKIE = "bv_device"
 CODE_COOKIE = "bv_code"
+SESSION_COOKIE = "bv_session"
+
+
+def salt(purpose: str) -> str:
+    """A purpose's salt; an unlisted purpose is a programming error, not a new salt made up
+    on the spot (which would sign tokens no reader checks for)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown signing purpose {purpose!r}")
+    return SALT_PREFIX + purpose
+
+
+def serializer(secret: str, purpose: str) -> SmallTokenSerializer:
+    return SmallTokenSerializer(secret, salt=salt(purpose))
+
+
+def derived_key(secret: str, purpose: str) -> str:
+    """The key for a signer built elsewhere (Starlette's SessionMiddleware takes a key, not a
+    signer): HMAC-SHA256 of the purpose's salt under the secret, itsdangerous' "hmac" key
+    derivation, in hex because Starlette takes a str."""
+    signer = ItsSigner(secret, salt=salt(purpose), key_derivation="hmac", digest_method=hashlib.sha256)
+    return signer.derive_key().hex()
 
 
 class CompactJSON:
@@ -79,8 +100,9 @@ class CompactJSON:
 
 class KeyedHMAC(HMACAlgorithm):
     """HMAC-SHA1 like itsdangerous' default, from a keyed state made once per key and copied
-    per token. hmac.digest's one-shot path drops the GIL for its ~2 µs, and on a worker whose
-    writer thread is busy it then waited ~20 µs to get it back (profile_ballot, twice a ballot)."""
+    per token. Not hmac.digest's one-shot path: it drops the GIL for the hash, and on a worker
+    whose writer thread is busy the ballot thread then waits far longer to get it back than
+    the hash took (bench/profile_ballot.py shows it)."""
 
     def __init__(self):
         super().__init__(hashlib.sha1)
@@ -116,10 +138,9 @@ class SmallTokenSerializer(URLSafeSerializer):
     The tokens are byte for byte what URLSafeSerializer makes, and its tokens load here:
     - no zlib attempt: ~60 bytes of JSON that deflate never shortens, while zlib.compress
       sets up ~256 KB of state on every call;
-    - one signer, its key derived once, HMAC-SHA1 through the C one-shot path (itsdangerous
-      builds a signer and derives its key per token);
+    - one signer, its key derived once, HMAC-SHA1 from a keyed state (KeyedHMAC), where
+      itsdangerous builds a signer and derives its key per token;
     - the JSON encoder built once.
-    Minting went from ~10 to ~6 µs a token, checking from ~12 to ~9 (timeit, this machine).
     """
 
     def __init__(self, secret: str, salt: str):
@@ -135,24 +156,23 @@ class SmallTokenSerializer(URLSafeSerializer):
 
 
 class Tokens:
-    """The voter-facing tokens, each signed with its own salt.
+    """The voter-facing tokens, each signed for its own purpose, and the stored keyed hashes.
 
     They carry their issue time as data (not itsdangerous' timestamp) so that age rules
     are checked against the `now` a handler passes, which keeps them testable.
     """
 
     def __init__(self, secret: str):
-        self.secret = secret
-        self._device = SmallTokenSerializer(secret, salt="brandvote.device")
-        self._csrf = SmallTokenSerializer(secret, salt="brandvote.csrf")
-        self._code = SmallTokenSerializer(secret, salt="brandvote.voter-code")
+        self._device = serializer(secret, "device")
+        self._csrf = serializer(secret, "csrf")
+        self._code = serializer(secret, "voter-code")
         self._keyed_sha256 = hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
-    def _load(self, serializer, token: str | None):
+    def _load(self, signed, token: str | None):
         if not token or len(token) > 512:
             raise TokenInvalid("missing")
         try:
-            return serializer.loads(token)
+            return signed.loads(token)
         except BadData as exc:
             raise TokenInvalid(str(exc)) from exc
 
@@ -177,7 +197,7 @@ class Tokens:
             raise TokenInvalid("other campaign")
         return data["h"]
 
-    # the ballot form's CSRF token, bound to the voter and the campaign
+    # the ballot form's CSRF token (see the CSRF section for why it is signed)
     def csrf(self, voter_key: str, campaign_id: int, now: datetime, channel: str | None = None) -> str:
         return self._csrf.dumps({"v": voter_key[-16:], "c": campaign_id, "t": int(now.timestamp()),
                                  "ch": channel})
@@ -212,6 +232,31 @@ class Tokens:
         return mac.hexdigest()
 
 
+# ---------------------------------------------------------------- CSRF
+#
+# Every state-changing POST passes two checks: `cross_site` (what the browser says about
+# where the form came from), then the form's token. The token takes one of two forms:
+#
+# - The ballot's is signed (Tokens.csrf, purpose `csrf`) and bound to the voter key, the
+#   campaign and its issue time. A voter has no server-side session to keep a secret in,
+#   the token has to carry when it was issued (a form posted within CSRF_MIN_AGE_S is a
+#   script), and checking it reads nothing on the ballot path. Its signature is compared in
+#   constant time by itsdangerous.
+# - Staff forms carry a random secret (new_csrf_secret) kept in the session's row, and the
+#   sign-in form one kept in the signed session cookie. Staff already have a server-side
+#   session, so its secret ends with it (sign-out, timeouts, a new password) with no age
+#   rule or binding to check, and it does not depend on the signing secret. It is compared
+#   by same_secret, the one comparison of a submitted secret.
+
+CSRF_MIN_AGE_S = 2  # a form posted faster than a person can read it is a script
+CSRF_MAX_AGE_S = 6 * 3600
+
+
+def new_csrf_secret() -> str:
+    """A staff form token: 256 bits, kept server-side with the session it protects."""
+    return secrets.token_urlsafe(32)
+
+
 def same_secret(given, expected) -> bool:
     """Constant-time equality for a submitted token; any other type or a non-ASCII string is
     simply unequal (hmac.compare_digest raises TypeError on non-ASCII str)."""
@@ -221,7 +266,7 @@ def same_secret(given, expected) -> bool:
 
 
 def cross_site(headers, base_url: str) -> bool:
-    """A second CSRF layer for state-changing POSTs: the browser says where the form came from.
+    """The first CSRF layer for state-changing POSTs: the browser says where the form came from.
 
     Sec-Fetch-Site 'cross-site' is refused; so is an Origin that is neither this request's
     own host nor the configured public origin. Browsers and WebViews that send neither
@@ -240,6 +285,8 @@ def cross_site(headers, base_url: str) -> bool:
         own |= {f"http://{host}", f"https://{host}"}
     return origin.rstrip("/") not in own
 
+
+# ---------------------------------------------------------------- client addresses
 
 def client_address(scope: Scope, trusted_proxies: tuple[str, ...]) -> str:
     """client_ip of an ASGI request: its TCP peer and every X-Forwarded-For line it holds.

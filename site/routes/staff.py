@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import secrets
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,7 +18,7 @@ from starlette.routing import Route
 from .. import accounts, audit
 from ..db import immediate
 from ..errors import BrandvoteError
-from ..security import client_address, cross_site, same_secret
+from ..security import client_address, cross_site, new_csrf_secret, same_secret
 from .errors import error_response
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -97,7 +96,7 @@ def _safe_next(value: str | None) -> str:
 def _login_csrf(request: Request) -> str:
     token = request.session.get("login_csrf")
     if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
+        token = new_csrf_secret()
         request.session["login_csrf"] = token
     return token
 
