@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from brandvote import campaigns, db as dbmod, seed
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
-from helpers import ANNOUNCE, BASE_URL, CLOSES, NOW, OPENS, SLUG, copy_db, open_campaign
+from helpers import ANNOUNCE, BASE_URL, CLOSES, NOW, OPENS, SLUG, FakeClock, copy_db, open_campaign
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +56,15 @@ def empty_db(settings):
 
 
 @pytest.fixture
-def client(seeded_settings):
-    with TestClient(create_app(seeded_settings), base_url="https://testserver") as test_client:
+def clock() -> FakeClock:
+    """An hour into the demo campaign's window; only the test moves it."""
+    return FakeClock(OPENS + timedelta(hours=1))
+
+
+@pytest.fixture
+def client(seeded_settings, clock):
+    """The app on the fake clock (tests that vote ask for `campaign` too, to open the demo)."""
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as test_client:
         yield test_client
 
 

@@ -92,15 +92,16 @@ def test_frozen_rules_stay_frozen():
 # ---------------------------------------------------------------- through HTTP
 
 @pytest.fixture
-def clock():
+def clock_running():
+    """A day into the vote, not conftest's hour: the cases here are written against RUNNING."""
     return FakeClock(RUNNING)
 
 
 @pytest.fixture
-def app(seeded_settings, db, clock, campaign):
+def app(seeded_settings, db, clock_running, campaign):
     for name, role in (("ed", "editor"), ("org", "organizer"), ("boss", "admin")):
         accounts.create_user(db, name, PASSWORD, role, NOW)
-    return create_app(seeded_settings, now=clock)
+    return create_app(seeded_settings, now=clock_running)
 
 
 def signed_in(app, name):
@@ -155,7 +156,7 @@ def cast_one(client, clock, choices):
     return client.post(f"/c/{SLUG}/ballot", data={"choice": choices, "csrf_token": token}, follow_redirects=False)
 
 
-def test_an_editor_cannot_end_a_running_vote_and_publish_it_through_the_import(editor, db, clock, candidates):
+def test_an_editor_cannot_end_a_running_vote_and_publish_it_through_the_import(editor, db, clock_running, candidates):
     before = state_of(db)
     past = exported_campaign(db, opens_at=clockmod.to_db(RUNNING - timedelta(days=3)),
                              closes_at=clockmod.to_db(RUNNING - timedelta(days=2)),
@@ -182,21 +183,21 @@ def test_even_an_admin_cannot_close_or_announce_in_the_past_by_import(admin, db)
     assert state_of(db) == before
 
 
-def test_an_announced_campaign_cannot_be_reopened_and_its_ledger_stays_the_tally(admin, db, clock, candidates):
+def test_an_announced_campaign_cannot_be_reopened_and_its_ledger_stays_the_tally(admin, db, clock_running, candidates):
     db.execute("update campaigns set winners = 2 where slug = ?", [SLUG])  # a clear cut-off
     db.conn.commit()
-    assert cast_one(admin, clock, candidates[:2]).status_code == 303
+    assert cast_one(admin, clock_running, candidates[:2]).status_code == 303
     late_voter = TestClient(admin.app, base_url="https://testserver")
     late_voter.__enter__()
     late_page = late_voter.get(f"/c/{SLUG}")  # a page opened while voting ran, submitted after
-    clock.now = ANNOUNCE + timedelta(minutes=1)
+    clock_running.now = ANNOUNCE + timedelta(minutes=1)
     admin.__exit__(None, None, None)
     admin = signed_in(admin.app, "boss")  # the staff session idled out while the clock moved
     assert admin.get(f"/c/{SLUG}/results").status_code == 200
     results = admin.get(f"/api/campaigns/{SLUG}/results").json()
     ledger = admin.get(f"/c/{SLUG}/ledger.csv").text
-    reopened = exported_campaign(db, closes_at=clockmod.to_db(clock.now + timedelta(days=5)),
-                                 announce_at=clockmod.to_db(clock.now + timedelta(days=6)))
+    reopened = exported_campaign(db, closes_at=clockmod.to_db(clock_running.now + timedelta(days=5)),
+                                 announce_at=clockmod.to_db(clock_running.now + timedelta(days=6)))
     r = import_doc(admin, [reopened])
     assert r.status_code == 409 and "结果已揭晓" in r.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', late_page.text).group(1)
@@ -223,7 +224,7 @@ def organizer_form(c, db, **times) -> dict:
     return data
 
 
-def test_the_organizers_form_cannot_publish_by_moving_times_into_the_past(app, db, clock):
+def test_the_organizers_form_cannot_publish_by_moving_times_into_the_past(app, db, clock_running):
     org = signed_in(app, "org")
     before = state_of(db)
     r = org.post(f"/admin/campaigns/{SLUG}/edit", data=organizer_form(
@@ -237,13 +238,13 @@ def test_the_organizers_form_cannot_publish_by_moving_times_into_the_past(app, d
     org.__exit__(None, None, None)
 
 
-def test_an_announcement_by_time_waits_for_a_decided_tie(app, db, clock, candidates):
+def test_an_announcement_by_time_waits_for_a_decided_tie(app, db, clock_running, candidates):
     """At announce_at with a tie across the last seat, nothing is public until the organizer decides."""
     voter = signed_in(app, "ed")  # any browser; the ballot does not care who is signed in
-    assert cast_one(voter, clock, candidates[:10]).status_code == 303
+    assert cast_one(voter, clock_running, candidates[:10]).status_code == 303
     voter.cookies.delete("bv_device")
-    assert cast_one(voter, clock, candidates[:9] + [candidates[10]]).status_code == 303
-    clock.now = ANNOUNCE + timedelta(hours=1)
+    assert cast_one(voter, clock_running, candidates[:9] + [candidates[10]]).status_code == 303
+    clock_running.now = ANNOUNCE + timedelta(hours=1)
     assert voter.get(f"/c/{SLUG}/results.csv").status_code == 403
     assert voter.get(f"/api/campaigns/{SLUG}").json()["status"] == "closed"
     assert "待定" not in voter.get(f"/c/{SLUG}/results").text

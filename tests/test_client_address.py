@@ -9,7 +9,6 @@ import dataclasses
 import re
 import sqlite3
 import time
-from datetime import timedelta
 
 import httpx2
 import pytest
@@ -20,15 +19,10 @@ from brandvote import accounts, security
 from brandvote.app import create_app
 from brandvote.security import Tokens
 
-from helpers import NOW, OPENS, PASSWORD, SLUG, FakeClock, LiveServer, csrf_from
+from helpers import NOW, PASSWORD, SLUG, LiveServer, csrf_from
 
 BALLOT = f"/c/{SLUG}/ballot"
 PROXY = "10.0.0.7"
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(OPENS + timedelta(hours=1))
 
 
 class Peer:

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from brandvote import accounts, catalog, seed
 from brandvote.app import create_app
 
-from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf
+from helpers import NOW, PASSWORD, login, staff_csrf
 
 FORM = {
     "slug": "xin-pinpai", "name": "新的工作品牌", "kind": "brand", "organizer": "上海市政协某委员会",
@@ -18,11 +18,6 @@ FORM = {
     "summary": "这是一个用于测试的条目摘要，说明它做了什么以及为什么重要，字数足够。",
     "tags": "协商、测试", "figures": "线上微课 | 54 | 期\n参与人次 | 1.5 | 万", "sources": "测试文章 | 测试报 | 2023-01-05",
 }
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(NOW)
 
 
 @pytest.fixture

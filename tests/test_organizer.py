@@ -18,16 +18,17 @@ SLUG = "test-vote"
 
 
 @pytest.fixture
-def clock():
-    return FakeClock(NOW)  # 2026-11-24 12:00 UTC = 20:00 in Beijing
+def clock_at_now():
+    """NOW itself (20:00 in Beijing), not conftest's hour later: the assertions here read statuses at NOW."""
+    return FakeClock(NOW)
 
 
 @pytest.fixture
-def app(seeded_settings, db, clock):
+def app(seeded_settings, db, clock_at_now):
     accounts.create_user(db, "org", PASSWORD, "organizer", NOW)
     accounts.create_user(db, "ed", PASSWORD, "editor", NOW)
     accounts.create_user(db, "boss", PASSWORD, "admin", NOW)
-    return create_app(seeded_settings, now=clock)
+    return create_app(seeded_settings, now=clock_at_now)
 
 
 @pytest.fixture
@@ -150,7 +151,7 @@ def test_catalog_search_filters_the_entries_and_keeps_the_ticks(client):
         assert r.status_code == 200, (q, r.status_code)
 
 
-def test_edit_shows_beijing_times_and_rules_freeze_at_the_first_ballot(client, db, clock):
+def test_edit_shows_beijing_times_and_rules_freeze_at_the_first_ballot(client, db, clock_at_now):
     create(client)
     page = client.get(f"/admin/campaigns/{SLUG}/edit")
     assert page.status_code == 200 and 'value="2026-11-24T19:00"' in page.text
@@ -305,7 +306,7 @@ def test_a_burst_from_one_address_shows_as_an_anomaly(client, db):
 
 # ------------------------------------------------------------ tally, ties, announcement
 
-def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock):
+def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock_at_now):
     create(client)
     c = camp(db)
     cast(db, c["id"], 5, [A], NOW)
@@ -316,7 +317,7 @@ def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock):
     assert early.status_code == 409 and "宽限期" in early.text
     assert 'id="tally-table"' not in early.text
 
-    clock.advance(minutes=11)
+    clock_at_now.advance(minutes=11)
     page = client.get(f"/admin/campaigns/{SLUG}")
     assert 'id="tally-table"' in page.text and "并列待定" in page.text and 'id="tie-form"' in page.text
     text = visible_text(page.text)
@@ -324,10 +325,10 @@ def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock):
 
     ask = client.post(f"/admin/campaigns/{SLUG}/announce", data={"csrf_token": client.token})
     assert ask.status_code == 200 and "确认揭晓结果" in ask.text
-    assert campaigns.status(camp(db), clock.now) == "closed"
+    assert campaigns.status(camp(db), clock_at_now.now) == "closed"
     undecided = client.post(f"/admin/campaigns/{SLUG}/announce", data={"csrf_token": client.token, "confirm": "yes"})
     assert undecided.status_code == 409 and "并列" in undecided.text
-    assert campaigns.status(camp(db), clock.now) == "closed"
+    assert campaigns.status(camp(db), clock_at_now.now) == "closed"
 
     both = client.post(f"/admin/campaigns/{SLUG}/tie", data={"csrf_token": client.token, "in": [B, C]})
     assert both.status_code == 422 and "选出 1 项" in both.text
@@ -344,7 +345,7 @@ def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock):
     r = client.post(f"/admin/campaigns/{SLUG}/announce", data={"csrf_token": client.token, "confirm": "yes"},
                     follow_redirects=False)
     assert r.status_code == 303
-    assert campaigns.status(camp(db), clock.now) == "announced"
+    assert campaigns.status(camp(db), clock_at_now.now) == "announced"
     assert audit_rows(db, "campaign.announced")[-1]["actor"] == "org"
     public = client.get(f"/c/{SLUG}/results")
     assert public.status_code == 200 and "共 <strong>8</strong> 张有效选票" in public.text
@@ -355,9 +356,9 @@ def test_tally_after_closing_then_tie_decided_then_announced(client, db, clock):
     assert locked.status_code == 409 and "已揭晓" in locked.text
 
 
-def test_announce_without_confirm_changes_nothing(client, db, clock):
+def test_announce_without_confirm_changes_nothing(client, db, clock_at_now):
     create(client)
-    clock.advance(days=1, minutes=11)  # past closing and its grace period
+    clock_at_now.advance(days=1, minutes=11)  # past closing and its grace period
     signed_in_again(client)
     client.get(f"/admin/campaigns/{SLUG}")  # the first read after voting keeps the tally (tally.settle)
     before = db.execute("select * from campaigns where slug = ?", [SLUG]).fetchall()
@@ -370,9 +371,9 @@ def test_announce_without_confirm_changes_nothing(client, db, clock):
     assert "result--winner" not in client.get(f"/c/{SLUG}/results").text
 
 
-def test_window_cannot_move_once_voting_is_over(client, db, clock):
+def test_window_cannot_move_once_voting_is_over(client, db, clock_at_now):
     create(client)
-    clock.advance(days=2)
+    clock_at_now.advance(days=2)
     signed_in_again(client)
     r = client.post(f"/admin/campaigns/{SLUG}/edit", data=form(client, closes_at="2026-11-30T08:00",
                                                                announce_at="2026-12-01T08:00"))

@@ -7,25 +7,13 @@ import re
 import zlib
 from datetime import timedelta
 
-import pytest
 from starlette.testclient import TestClient
 
 from brandvote import db as dbmod, seed
 from brandvote.pagecache import Fragments
 from brandvote.app import create_app
 
-from helpers import NOW, SLUG, FakeClock, csrf_from, open_campaign
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-def client(seeded_settings, clock, db):
-    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
-        yield c
+from helpers import NOW, SLUG, csrf_from, open_campaign
 
 
 def test_a_second_request_is_served_from_the_cache(client):
@@ -109,11 +97,12 @@ def test_an_import_is_visible_at_once(client, db, bundled):
 
 def test_the_announcement_is_visible_at_its_second(client, clock, db):
     # every candidate a winner: no ballots, yet no tie at the cut-off to hold the announcement
-    open_campaign(db, SLUG, NOW - timedelta(days=10), NOW - timedelta(days=1), NOW + timedelta(hours=1), winners=15)
+    announce = clock.now + timedelta(hours=1)
+    open_campaign(db, SLUG, announce - timedelta(days=10), announce - timedelta(days=1), announce, winners=15)
     before = client.get(f"/c/{SLUG}/results")
     assert "结果将于" in before.text and "no-store" in before.headers["cache-control"]
     assert "查看结果" not in client.get("/").text
-    clock.now = NOW + timedelta(hours=1)
+    clock.now = announce
     after = client.get(f"/c/{SLUG}/results")
     assert "有效选票" in after.text and "public" in after.headers["cache-control"]
     assert "查看结果" in client.get("/").text

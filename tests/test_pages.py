@@ -7,6 +7,8 @@ from brandvote import campaigns
 from brandvote.app import create_app
 from starlette.testclient import TestClient
 
+from helpers import SLUG
+
 SECURITY_HEADERS = {
     "content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy",
 }
@@ -65,6 +67,11 @@ def test_home_shows_open_campaign_first_then_lists(client, seeded_settings):
 def test_draft_campaigns_are_not_advertised(client, bundled):
     r = client.get("/")
     assert bundled["campaigns"][0]["title"] not in r.text
+
+
+def test_a_draft_campaign_is_not_found(client):
+    assert client.get(f"/c/{SLUG}").status_code == 404
+    assert client.get("/c/no-such-campaign").status_code == 404
 
 
 def test_search_page_finds_by_two_characters(client):

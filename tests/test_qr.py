@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
 
 import png
 import pytest
@@ -25,7 +24,7 @@ from brandvote import campaigns, qr, voter_codes
 from brandvote.app import create_app
 from brandvote.routes.qr import common_organizer
 
-from helpers import BASE_URL, OPENS, SLUG, FakeClock, csrf_from
+from helpers import BASE_URL, SLUG, csrf_from
 
 BRAND = "chuxin-luntan"
 SIZES = [qr.MIN_SIZE, 8, qr.MAX_SIZE]
@@ -80,15 +79,8 @@ def decode(response) -> list[str]:
 
 # ------------------------------------------------------------ fixtures
 
-@pytest.fixture
-def clock():
-    return FakeClock(OPENS + timedelta(hours=1))
-
-
-@pytest.fixture
-def client(seeded_settings, campaign, clock):
-    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
-        yield c
+# conftest's client, with the demo campaign open for every test here.
+pytestmark = pytest.mark.usefixtures("campaign")
 
 
 def url_for(channel=None, slug=SLUG):

@@ -13,16 +13,14 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
-import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
 from brandvote import qr
 from brandvote.app import create_app
 
-from helpers import BASE_URL, OPENS, SLUG, FakeClock
+from helpers import BASE_URL, SLUG
 from test_qr import decode
 
 LONGEST_CHANNEL = "c" * 32
@@ -30,11 +28,6 @@ LONGEST_CHANNEL = "c" * 32
 
 def url_for(channel=None):
     return f"{BASE_URL}/c/{SLUG}" + (f"?ch={channel}" if channel else "")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(OPENS + timedelta(hours=1))
 
 
 def client_with(settings, clock, codes):

@@ -9,14 +9,9 @@ from brandvote import accounts
 from brandvote.security import same_secret
 from brandvote.app import create_app
 
-from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf, staff_routes
+from helpers import NOW, PASSWORD, login, staff_csrf, staff_routes
 
 ROLES = ("editor", "organizer", "admin")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(NOW)
 
 
 @pytest.fixture

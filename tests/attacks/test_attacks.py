@@ -17,15 +17,8 @@ from brandvote.security import DEVICE_COOKIE, Tokens
 from helpers import CLOSES, NOW, OPENS, SLUG, FakeClock, LiveServer, csrf_from
 
 
-@pytest.fixture
-def clock():
-    return FakeClock(OPENS + timedelta(hours=1))
-
-
-@pytest.fixture
-def client(seeded_settings, campaign, clock):
-    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
-        yield c
+# conftest's client, with the demo campaign open for every test here.
+pytestmark = pytest.mark.usefixtures("campaign")
 
 
 def stored_ballots(db):
