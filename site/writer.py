@@ -34,6 +34,9 @@ class Writer:
         self._thread: threading.Thread | None = None
         self.batches = 0  # for tests and bench: how many commits served how many jobs
         self.jobs = 0
+        # Set while a batch waits for the write lock another worker holds: a test queues the
+        # jobs that must join that batch once it is set, rather than after a guessed sleep.
+        self.waiting_for_lock = threading.Event()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="brandvote-writer", daemon=True)
@@ -72,7 +75,9 @@ class Writer:
                     return
                 batch = [first]
                 self._take_waiting(batch)
+                self.waiting_for_lock.set()
                 fcntl.flock(lock, fcntl.LOCK_EX)
+                self.waiting_for_lock.clear()
                 try:
                     # While another worker held the lock, more ballots queued here: they join
                     # this commit rather than wait for the next one (fewer fsyncs under load).

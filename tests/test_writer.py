@@ -48,9 +48,10 @@ def behind_another_worker(writer, first, rest) -> list:
 
     async def main():
         head = asyncio.ensure_future(first())
-        await asyncio.sleep(0.2)  # the writer has taken the first job and waits for the lock
+        # the writer has taken the first job and waits for the lock
+        assert await asyncio.to_thread(writer.waiting_for_lock.wait, 10)
         tail = [asyncio.ensure_future(job()) for job in rest]
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0)  # one turn of the loop: each job runs up to its queue.put
         assert rows(writer) == []
         fcntl.flock(other_worker, fcntl.LOCK_UN)
         return await asyncio.gather(head, *tail, return_exceptions=True)
@@ -90,7 +91,7 @@ def test_jobs_queued_while_another_worker_writes_join_one_commit(writer):
 def test_stop_answers_what_was_queued_before_it(writer):
     async def main():
         pending = [asyncio.ensure_future(writer.submit(insert(x))) for x in range(5)]
-        await asyncio.sleep(0)  # queued
+        await asyncio.sleep(0)  # one turn of the loop: each job runs up to its queue.put
         await asyncio.get_running_loop().run_in_executor(None, writer.stop)
         return await asyncio.gather(*pending)
 
