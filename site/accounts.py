@@ -17,7 +17,7 @@ from zxcvbn import zxcvbn
 
 from . import audit, clock
 from .db import first, immediate
-from .errors import BrandvoteError
+from .errors import BadRole, BadUsername, NoSuchUser, SignInFailed, Throttled, UserExists, WeakPassword
 from .security import hash_password, new_csrf_secret, verify_password
 
 ROLES = ("editor", "organizer", "admin")
@@ -35,18 +35,6 @@ MAX_FAILURES_PER_IP = 20
 def _dummy_hash() -> str:
     """Checked for unknown users so timing does not tell which accounts exist (made on first use)."""
     return hash_password("timing-equaliser-not-a-password")
-
-
-class SignInFailed(BrandvoteError):
-    status = 400
-    code = "sign_in_failed"
-    message = "用户名或密码不正确。"
-
-
-class Throttled(BrandvoteError):
-    status = 429
-    code = "throttled"
-    message = "登录失败次数过多，请 15 分钟后再试。"
 
 
 PASSWORD_RULE = (f"密码至少 {MIN_PASSWORD} 个字符，不能容易被猜到：不要用重复或连续的字符、常见密码、"
@@ -119,19 +107,19 @@ def password_problem(password: str, username: str) -> str | None:
 def _check_password(password: str, username: str) -> None:
     problem = password_problem(password, username)
     if problem:
-        raise BrandvoteError(problem)
+        raise WeakPassword(problem)
 
 
 def create_user(db: Database, username: str, password: str, role: str, now: datetime) -> None:
     username = username.strip()
     if role not in ROLES:
-        raise BrandvoteError(f"角色必须是 {'、'.join(ROLES)} 之一。")
+        raise BadRole(f"角色必须是 {'、'.join(ROLES)} 之一。")
     if not username or len(username) > 40 or not username.isprintable():
-        raise BrandvoteError("用户名不能为空，最多 40 个字符。")
+        raise BadUsername()
     _check_password(password, username)
     with immediate(db):
         if first(db, "select 1 from users where username = ?", [username]):
-            raise BrandvoteError(f"用户 {username} 已存在。", status=409)
+            raise UserExists(f"用户 {username} 已存在。")
         db.execute("insert into users (username, password_hash, role, created_at) values (?, ?, ?, ?)",
                    [username, hash_password(password), role, clock.to_db(now)])
 
@@ -157,7 +145,7 @@ def set_disabled(db: Database, username: str, disabled: bool, now: datetime) -> 
 def _user(db: Database, username: str) -> dict:
     user = first(db, "select * from users where username = ?", [username])
     if user is None:
-        raise BrandvoteError(f"没有用户 {username}。", status=404)
+        raise NoSuchUser(f"没有用户 {username}。")
     return dict(user)
 
 

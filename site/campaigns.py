@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from . import audit, clock
 from .catalog import decode_brand
-from .db import first, immediate
+from .db import first, immediate, update_row
 from .errors import BrandvoteError, NotFound
 
 
@@ -192,8 +192,7 @@ def upsert_campaign(db: Database, camp: dict, brand_ids: dict[str, int], now: da
         _set_candidates(db, campaign_id, candidates)
         return "added"
     times_changed = {k: [old[k], row[k]] for k in TIME_FIELDS if old[k] != row[k]}
-    sets = ", ".join(f"{k} = :{k}" for k in row if k != "slug")
-    db.execute(f"update campaigns set {sets}, updated_at = :now where id = :id", {**row, "now": stamp, "id": old["id"]})
+    update_row(db, "campaigns", old["id"], {**{k: v for k, v in row.items() if k != "slug"}, "updated_at": stamp})
     if old_candidates != candidates:
         _set_candidates(db, old["id"], candidates)
     if times_changed:
@@ -295,9 +294,7 @@ def set_manual_state(db: Database, slug: str, state: str, now: datetime, actor: 
                 raise BrandvoteError("只有投票结束后才能揭晓结果。", code="not_closed", status=409)
         else:
             raise ValueError(state)
-        sets = ", ".join(f"{k} = :{k}" for k in updates)
-        db.execute(f"update campaigns set {sets}, updated_at = :now where id = :id",
-                   {**updates, "now": clock.to_db(now), "id": camp["id"]})
+        update_row(db, "campaigns", camp["id"], {**updates, "updated_at": clock.to_db(now)})
         audit.record(db, now, actor, f"campaign.{state}", slug, {"was": current})
     return campaign_by_slug(db, slug)
 

@@ -43,6 +43,16 @@ def brand_row(brand: dict) -> dict:
     return row
 
 
+_INSERT_BRAND = (f"insert into brands ({', '.join(BRAND_FIELDS)}, created_at, updated_at)"
+                 f" values ({', '.join(':' + k for k in BRAND_FIELDS)}, :now, :now)")
+
+
+def insert_brand(db: Database, row: dict, stamp: str) -> int:
+    """A new brand from brand_row(), created and updated at stamp; returns its id. The one
+    insert, so a file's load and the editor's form cannot store a brand two ways."""
+    return db.execute(_INSERT_BRAND, {**row, "now": stamp}).lastrowid
+
+
 def record_revision(db: Database, brand_id: int, now: datetime, actor: str, action: str) -> None:
     """Inside the caller's transaction: the brand as it now stands, who and why."""
     row = dbmod.first(db, "select * from brands where id = ?", [brand_id])

@@ -40,6 +40,28 @@ def first(db: Database, sql: str, params=()) -> dict | None:
     return None if row is None else dict(zip([c[0] for c in cursor.description], row))
 
 
+# The columns update_row may name, per table: fixed here, so an SQL identifier never comes
+# from a form, a file or a dict's keys. Ids, slugs and creation times are not among them.
+UPDATABLE = {
+    "brands": frozenset({"name", "kind", "organizer", "region", "district", "year_founded", "figures", "tags",
+                         "summary", "sources", "featured", "published", "deleted_at", "updated_at"}),
+    "campaigns": frozenset({"title", "intro", "min_choices", "max_choices", "winners", "electorate", "ip_limit",
+                            "opens_at", "closes_at", "announce_at", "manual_state", "updated_at"}),
+}
+
+
+def update_row(db: Database, table: str, row_id: int, values: dict) -> None:
+    """Set the named columns of one row, inside the caller's transaction. Not sqlite-utils'
+    Table.update: that reads the row and the schema and opens a savepoint for every call,
+    and would take any column name it is given."""
+    columns = UPDATABLE[table]
+    unknown = set(values) - columns
+    if unknown:
+        raise ValueError(f"{table}: not an updatable column: {', '.join(sorted(unknown))}")
+    sets = ", ".join(f"{k} = ?" for k in values)
+    db.execute(f"update {table} set {sets} where id = ?", [*values.values(), row_id])
+
+
 @contextlib.contextmanager
 def immediate(db: Database) -> Iterator[Database]:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; commits before returning."""

@@ -18,8 +18,8 @@ import jsonschema
 from sqlite_utils import Database
 
 from . import clock, seed
-from .catalog import BRAND_FIELDS, JSON_FIELDS, brand_row, decode_brand, record_revision
-from .db import first, immediate
+from .catalog import BRAND_FIELDS, JSON_FIELDS, brand_row, decode_brand, insert_brand, record_revision
+from .db import first, immediate, update_row
 from .errors import BrandvoteError, NotFound
 
 FORM_FIELDS = ("slug", "name", "kind", "organizer", "region", "district", "year_founded", "summary",
@@ -173,20 +173,14 @@ def save_brand(db: Database, brand: dict, now: datetime, actor: str, existing_sl
     with immediate(db):
         if existing_slug is None:
             row = brand_row({**brand, "published": brand.get("published", False)})
-            cursor = db.execute(
-                "insert into brands (slug, name, kind, organizer, region, district, year_founded, figures, tags,"
-                " summary, sources, featured, published, created_at, updated_at) values (:slug, :name, :kind,"
-                " :organizer, :region, :district, :year_founded, :figures, :tags, :summary, :sources, :featured,"
-                " :published, :now, :now)", {**row, "now": stamp})
-            brand_id, action = cursor.lastrowid, "create"
+            brand_id, action = insert_brand(db, row, stamp), "create"
         else:
             old = _row(db, existing_slug)
             row = brand_row({**brand, "slug": existing_slug, "published": bool(old["published"])})
             fields = [k for k in BRAND_FIELDS if k not in ("slug", "published")]
             if all(old[k] == row[k] for k in fields):
                 return editable_brand(db, existing_slug)
-            db.execute(f"update brands set {', '.join(f'{k} = :{k}' for k in fields)}, updated_at = :now"
-                       " where id = :id", {**row, "now": stamp, "id": old["id"]})
+            update_row(db, "brands", old["id"], {**{k: row[k] for k in fields}, "updated_at": stamp})
             brand_id, action = old["id"], "edit"
         record_revision(db, brand_id, now, actor, action)
     return editable_brand(db, brand["slug"] if existing_slug is None else existing_slug)
@@ -197,8 +191,7 @@ def set_published(db: Database, slug: str, published: bool, now: datetime, actor
         row = _row(db, slug)
         if bool(row["published"]) == published:
             return
-        db.execute("update brands set published = ?, updated_at = ? where id = ?",
-                   [int(published), clock.to_db(now), row["id"]])
+        update_row(db, "brands", row["id"], {"published": int(published), "updated_at": clock.to_db(now)})
         record_revision(db, row["id"], now, actor, "publish" if published else "unpublish")
 
 
@@ -212,8 +205,7 @@ def delete_brand(db: Database, slug: str, now: datetime, actor: str) -> None:
         if in_campaigns:
             raise BrandvoteError(f"该条目是评选“{'、'.join(in_campaigns)}”的候选项目，不能删除；可以取消发布。",
                                  status=409)
-        db.execute("update brands set deleted_at = ?, updated_at = ? where id = ?",
-                   [clock.to_db(now), clock.to_db(now), row["id"]])
+        update_row(db, "brands", row["id"], {"deleted_at": clock.to_db(now), "updated_at": clock.to_db(now)})
         record_revision(db, row["id"], now, actor, "delete")
 
 
@@ -240,10 +232,9 @@ def restore_revision(db: Database, slug: str, rev_id: int, now: datetime, actor:
     brand["slug"] = slug
     values = brand_row(brand)
     with immediate(db):
-        db.execute(f"update brands set {', '.join(f'{k} = :{k}' for k in BRAND_FIELDS if k != 'slug')},"
-                   " deleted_at = :deleted_at, updated_at = :now where id = :id",
-                   {**values, "now": clock.to_db(now), "id": row["id"],
-                    "deleted_at": clock.to_db(now) if data.get("deleted") else None})
+        update_row(db, "brands", row["id"], {**{k: values[k] for k in BRAND_FIELDS if k != "slug"},
+                                             "deleted_at": clock.to_db(now) if data.get("deleted") else None,
+                                             "updated_at": clock.to_db(now)})
         record_revision(db, row["id"], now, actor, f"restore:{rev_id}")
     return decode_brand(_row(db, slug, include_deleted=True))
 

@@ -1,6 +1,9 @@
-"""Domain errors: each carries a code for the API and a message in Chinese for pages.
+"""Domain errors: every one the rules raise, each with its status, code and Chinese message.
 
-Rules modules raise these; handlers turn them into a status and a page or JSON body.
+Rules modules raise these; handlers turn them into a status and a page or JSON body, and
+branch on the class, never on the text. The code is the API's `{"error": code}` and stays
+stable; the message is what people read, so a raise may pass a more precise one (with the
+names and numbers of the case) in place of the class's default.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ class BrandvoteError(Exception):
     code = "bad_request"
     message = "请求有误。"
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str | None = None, *, status: int | None = None):
+        # `status` only until organizer._save raises SlugTaken (being rewritten in this session)
         if message is not None:
             self.message = message
-        if code is not None:
-            self.code = code
         if status is not None:
             self.status = status
         super().__init__(self.message)
 
+
+# ---------------------------------------------------------------- requests and the catalog
 
 class NotFound(BrandvoteError):
     status = 404
@@ -33,12 +37,255 @@ class BadQuery(BrandvoteError):
     message = "查询参数有误。"
 
 
+class BadChannel(BrandvoteError):
+    status = 400
+    code = "bad_channel"
+    message = "渠道参数 ch 只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
+
+
+class BadQrSize(BrandvoteError):
+    status = 400
+    code = "bad_qr_size"
+    message = "二维码尺寸参数 size 有误。"
+
+
+class QrBusy(BrandvoteError):
+    status = 503
+    code = "qr_busy"
+    message = "二维码生成繁忙，请稍后再试。"
+
+
 class InvalidCatalog(BrandvoteError):
-    """A brands.json that breaks the schema or refers to missing entries; nothing is changed."""
+    """A brands.json that breaks the schema or refers to missing entries; nothing is changed.
+
+    A file refused by a campaign rule keeps that rule's status (a locked campaign is a 409),
+    so `status` may be given."""
 
     status = 422
     code = "invalid_catalog"
+    message = "数据文件有误，未做任何修改。"
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], status: int | None = None):
         self.problems = problems
+        if status is not None:
+            self.status = status
         super().__init__("数据文件有误，未做任何修改：\n" + "\n".join(problems))
+
+
+class InvalidBrand(BrandvoteError):
+    status = 422
+    code = "invalid_brand"
+    message = "请修改标出的字段后再保存。"
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__()
+
+
+class BrandInCampaign(BrandvoteError):
+    status = 409
+    code = "brand_in_campaign"
+    message = "该条目是评选的候选项目，不能删除；可以取消发布。"
+
+
+# ---------------------------------------------------------------- staff accounts
+
+class SignInFailed(BrandvoteError):
+    status = 400
+    code = "sign_in_failed"
+    message = "用户名或密码不正确。"
+
+
+class Throttled(BrandvoteError):
+    status = 429
+    code = "throttled"
+    message = "登录失败次数过多，请 15 分钟后再试。"
+
+
+class WeakPassword(BrandvoteError):
+    status = 400
+    code = "weak_password"
+    message = "这个密码太容易被猜到。"
+
+
+class BadRole(BrandvoteError):
+    status = 400
+    code = "bad_role"
+    message = "角色无效。"
+
+
+class BadUsername(BrandvoteError):
+    status = 400
+    code = "bad_username"
+    message = "用户名不能为空，最多 40 个字符。"
+
+
+class UserExists(BrandvoteError):
+    status = 409
+    code = "user_exists"
+    message = "用户已存在。"
+
+
+class NoSuchUser(BrandvoteError):
+    status = 404
+    code = "no_such_user"
+    message = "没有这个用户。"
+
+
+class CannotDisableSelf(BrandvoteError):
+    status = 400
+    code = "cannot_disable_self"
+    message = "不能停用自己的账号。"
+
+
+class UnknownAction(BrandvoteError):
+    status = 400
+    code = "unknown_action"
+    message = "未知操作。"
+
+
+# ---------------------------------------------------------------- campaigns
+
+class RulesFrozen(BrandvoteError):
+    status = 409
+    code = "rules_frozen"
+    message = "已有选票，候选项目、选择数量和投票人范围不能再修改。"
+
+
+class CampaignLocked(BrandvoteError):
+    """A change the campaign's state forbids: its window has passed or its results are out."""
+
+    status = 409
+    code = "campaign_locked"
+    message = "评选当前的状态不允许这项修改。"
+
+
+class NotOrganizer(BrandvoteError):
+    status = 403
+    code = "not_organizer"
+    message = "评选由组织方管理：编辑不能通过导入新增或修改评选（文件中未改动的评选可以保留）。"
+
+
+class SlugTaken(BrandvoteError):
+    status = 409
+    code = "slug_taken"
+    message = "这个网址标识已被其他评选使用，请换一个。"
+
+
+class CampaignClosed(BrandvoteError):
+    status = 409
+    code = "campaign_closed"
+    message = "评选已结束，不能重新开启。"
+
+
+class ClosesInPast(BrandvoteError):
+    status = 409
+    code = "closes_in_past"
+    message = "截止时间已过，请先修改截止时间。"
+
+
+class CannotClose(BrandvoteError):
+    status = 409
+    code = "not_open"
+    message = "评选当前不在投票中，不能结束。"
+
+
+class NotClosed(BrandvoteError):
+    status = 409
+    code = "not_closed"
+    message = "只有投票结束后才能揭晓结果。"
+
+
+class CodesNotNeeded(BrandvoteError):
+    status = 400
+    code = "codes_not_needed"
+    message = "该评选为公开投票，不需要投票码；请先把投票人范围设为“凭码投票”。"
+
+
+# ---------------------------------------------------------------- ballots
+
+class BallotRejected(BrandvoteError):
+    """A rule was broken; nothing is stored. The page is re-rendered with the ticks kept."""
+
+    status = 422
+    code = "invalid_ballot"
+    message = "选票不符合本评选的规则。"
+
+
+class AlreadyVoted(BrandvoteError):
+    status = 409
+    code = "already_voted"
+    message = "您已经投过票，选票提交后不可更改。"
+
+
+class NotOpen(BrandvoteError):
+    status = 403
+    code = "campaign_not_open"
+    message = "现在不在投票时间内。"
+
+
+class RateLimited(BrandvoteError):
+    status = 429
+    code = "rate_limited"
+    message = "来自同一网络的选票过多，请稍后再试。"
+
+    def __init__(self, message: str | None, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+# ---------------------------------------------------------------- the tally
+
+class NotAnnounced(BrandvoteError):
+    status = 403
+    code = "not_announced"
+    message = "结果尚未揭晓。"
+
+
+class StillVoting(BrandvoteError):
+    status = 409
+    code = "voting_not_over"
+    message = "投票仍在进行（含截止后的宽限期），不能计票。"
+
+
+class AlreadyAnnounced(BrandvoteError):
+    status = 409
+    code = "already_announced"
+    message = "结果已揭晓，不能再更改。"
+
+
+class NoTie(BrandvoteError):
+    status = 409
+    code = "no_tie"
+    message = "入选名额边界没有并列，无需决定。"
+
+
+class BadTieChoice(BrandvoteError):
+    status = 422
+    code = "bad_tie_choice"
+    message = "请从并列的项目中选出剩余的入选名额。"
+
+
+class TieUndecided(BrandvoteError):
+    """The cut-off tie must be decided before announcing; `tied` names the slugs, so each
+    caller can say how to decide it where it is (the CLI's flag, the console's form)."""
+
+    status = 409
+    code = "tie_undecided"
+    message = "入选名额边界有并列未决定。"
+
+    def __init__(self, tied: list[str], message: str | None = None):
+        self.tied = tied
+        super().__init__(message)
+
+
+class BadLedger(BrandvoteError):
+    status = 400
+    code = "bad_ledger"
+    message = "不是有效的选票账本。"
+
+
+class LedgerMismatch(BrandvoteError):
+    status = 500
+    code = "ledger_mismatch"
+    message = "计票与账本不一致，已停止。请联系技术人员。"

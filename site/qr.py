@@ -25,7 +25,7 @@ import png
 import qrcode
 from qrcode.exceptions import DataOverflowError
 
-from .errors import BrandvoteError
+from .errors import BadQrSize, QrBusy
 
 MIN_SIZE, MAX_SIZE = 2, 20
 DEFAULT_SIZE = {"svg": 10, "png": 8}
@@ -39,18 +39,12 @@ CACHE_ENTRIES, CACHE_BYTES = 512, 4 * 1024 * 1024
 _SIZE_RE = re.compile(r"^[0-9]{1,3}$")
 
 
-class BadSize(BrandvoteError):
-    status = 400
-    code = "bad_qr_size"
-    message = f"二维码尺寸参数 size 必须是 {MIN_SIZE} 到 {MAX_SIZE} 之间的整数。"
-
-
 def parse_size(text: str | None, fmt: str) -> int:
     """`?size=`: absent → the format's default; anything but an integer in range → 400."""
     if text is None:
         return DEFAULT_SIZE[fmt]
     if not _SIZE_RE.match(text) or not MIN_SIZE <= int(text) <= MAX_SIZE:
-        raise BadSize()
+        raise BadQrSize(f"二维码尺寸参数 size 必须是 {MIN_SIZE} 到 {MAX_SIZE} 之间的整数。")
     return int(text)
 
 
@@ -136,12 +130,6 @@ def image_of(body: bytes, fmt: str) -> Image:
     return Image(body, MEDIA_TYPES[fmt], '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
-class Busy(BrandvoteError):
-    status = 503
-    code = "qr_busy"
-    message = "二维码生成繁忙，请稍后再试。"
-
-
 class Codes:
     """The served codes of one worker: its cache and its render turn.
 
@@ -149,7 +137,7 @@ class Codes:
     several ms of CPU that holds the GIL. So images are kept in an LRU bounded in entries
     and in bytes (many channels evict old images, never grow the worker), and at most
     `concurrent` renders run at once: up to `max_waiting` requests wait for their turn on
-    the event loop (no thread held) for at most `wait_seconds`; beyond that, Busy (503).
+    the event loop (no thread held) for at most `wait_seconds`; beyond that, QrBusy (503).
     `max_entries=0` keeps nothing (pages and codes uncached). `draw` is the renderer, a seam
     for tests; `renders` counts its calls.
     """
@@ -199,18 +187,18 @@ class Codes:
                 self.bytes -= len(dropped.body)
 
     async def image(self, url: str, fmt: str, size: int) -> Image:
-        """The image, from the cache or rendered in the threadpool in its turn; Busy if the
+        """The image, from the cache or rendered in the threadpool in its turn; QrBusy if the
         queue is full or the turn does not come within wait_seconds."""
         image = self.cached(url, fmt, size)
         if image is not None:
             return image
         if self._turn.locked() and self.waiting >= self.max_waiting:
-            raise Busy()
+            raise QrBusy()
         self.waiting += 1
         try:
             await asyncio.wait_for(self._turn.acquire(), self.wait_seconds)
         except TimeoutError:
-            raise Busy() from None
+            raise QrBusy() from None
         finally:
             self.waiting -= 1
         try:

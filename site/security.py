@@ -57,6 +57,11 @@ class TokenExpired(TokenInvalid):
     pass
 
 
+class TokenTooFast(TokenInvalid):
+    """A form sent sooner after loading than a person could: its own class, so the page can
+    say so without reading the text."""
+
+
 # ---------------------------------------------------------------- signing: one salt per purpose
 
 PURPOSES = ("device", "voter-code", "csrf", "staff-session")
@@ -203,14 +208,14 @@ class Tokens:
                                  "ch": channel})
 
     def check_csrf(self, token: str | None, voter_key: str, campaign_id: int, now: datetime) -> dict:
-        """Returns the token's data (issue time, channel); raises TokenInvalid/TokenExpired."""
+        """Returns the token's data (issue time, channel); raises TokenInvalid/TokenExpired/TokenTooFast."""
         data = self._load(self._csrf, token)
         if (not isinstance(data, dict) or data.get("v") != voter_key[-16:] or data.get("c") != campaign_id
                 or not isinstance(data.get("t"), int)):
             raise TokenInvalid("bound to another voter or campaign")
         age = now.timestamp() - data["t"]
         if age < CSRF_MIN_AGE_S:
-            raise TokenInvalid("too fast")
+            raise TokenTooFast("too fast")
         if age > CSRF_MAX_AGE_S:
             raise TokenExpired("old page")
         data["issued_at"] = datetime.fromtimestamp(data["t"], timezone.utc)

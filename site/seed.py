@@ -153,20 +153,12 @@ def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, rep
             row = catalog.brand_row(brand)
             old = dbmod.first(db, "select * from brands where slug = ?", [row["slug"]])
             if old is None:
-                db.execute(
-                    "insert into brands (slug, name, kind, organizer, region, district, year_founded,"
-                    " figures, tags, summary, sources, featured, published, created_at, updated_at)"
-                    " values (:slug, :name, :kind, :organizer, :region, :district, :year_founded,"
-                    " :figures, :tags, :summary, :sources, :featured, :published, :now, :now)",
-                    {**row, "now": stamp},
-                )
+                brand_id = catalog.insert_brand(db, row, stamp)
                 report.added["brands"].append(row["slug"])
-                catalog.record_revision(db, dbmod.first(db, "select id from brands where slug = ?", [row["slug"]])["id"],
-                                now, actor, "load")
+                catalog.record_revision(db, brand_id, now, actor, "load")
             elif any(old[k] != row[k] for k in catalog.BRAND_FIELDS) or old["deleted_at"]:
-                sets = ", ".join(f"{k} = :{k}" for k in catalog.BRAND_FIELDS if k != "slug")
-                db.execute(f"update brands set {sets}, deleted_at = null, updated_at = :now where slug = :slug",
-                           {**row, "now": stamp})
+                dbmod.update_row(db, "brands", old["id"], {**{k: row[k] for k in catalog.BRAND_FIELDS if k != "slug"},
+                                                           "deleted_at": None, "updated_at": stamp})
                 report.changed["brands"].append(row["slug"])
                 catalog.record_revision(db, old["id"], now, actor, "load")
             else:

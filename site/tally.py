@@ -18,22 +18,12 @@ from sqlite_utils import Database
 
 from . import audit, ballots, campaigns, clock, spreadsheet
 from .db import first, immediate
-from .errors import BrandvoteError, NotFound
+from .errors import (AlreadyAnnounced, BadLedger, BadTieChoice, LedgerMismatch, NoTie, NotAnnounced, NotFound,
+                     StillVoting, TieUndecided)
 
 TIE_RULE = ("得票相同者名次相同（并列名次，如 1、2、2、4）。入选名额的最后一位若出现并列，"
             "并列者既不算入选也不算落选，由组织方在揭晓前决定并记入审计日志。")
 LEDGER_HEADER = ["receipt_sha256", "choices"]
-
-
-class NotAnnounced(BrandvoteError):
-    status = 403
-    code = "not_announced"
-
-
-class StillVoting(BrandvoteError):
-    status = 409
-    code = "voting_not_over"
-    message = "投票仍在进行（含截止后的宽限期），不能计票。"
 
 
 # ---------------------------------------------------------------- the gate
@@ -167,15 +157,15 @@ def parse_ledger(text: str) -> tuple[int, dict[str, int]]:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = next(reader, None)
     if header != LEDGER_HEADER:
-        raise BrandvoteError(f"不是有效的选票账本：表头应为 {','.join(LEDGER_HEADER)}")
+        raise BadLedger(f"不是有效的选票账本：表头应为 {','.join(LEDGER_HEADER)}")
     ballots, counts, seen = 0, {}, set()
     for line_no, row in enumerate(reader, start=2):
         if len(row) != 2 or len(row[0]) != 64 or row[0] in seen:
-            raise BrandvoteError(f"账本第 {line_no} 行有误。")
+            raise BadLedger(f"账本第 {line_no} 行有误。")
         seen.add(row[0])
         choices = row[1].split(";") if row[1] else []
         if len(set(choices)) != len(choices):
-            raise BrandvoteError(f"账本第 {line_no} 行有重复选项。")
+            raise BadLedger(f"账本第 {line_no} 行有重复选项。")
         ballots += 1
         for slug in choices:
             counts[slug] = counts.get(slug, 0) + 1
@@ -204,7 +194,7 @@ def stored_tally(db: Database, campaign: dict, now: datetime) -> dict:
                 ballots, counts = count_from_choices(db, campaign["id"])
                 digest, ledger_ballots, ledger_counts = ledger_digest_and_counts(db, campaign["id"])
                 if (ledger_ballots, ledger_counts) != (ballots, counts):
-                    raise BrandvoteError("计票与账本不一致，已停止。请联系技术人员。", status=500)
+                    raise LedgerMismatch()
                 row = {"campaign_id": campaign["id"], "computed_at": clock.to_db(now), "ballots": ballots,
                        "counts": json.dumps(counts, sort_keys=True), "ledger_sha256": digest,
                        "decided": None}
@@ -301,14 +291,13 @@ def tie_at_cut_off(db: Database, campaign: dict, now: datetime) -> tuple[list[Ro
 def decide_tie(db: Database, campaign: dict, chosen: list[str], now: datetime, actor: str) -> dict:
     """The organizer puts some of the tied candidates in, exactly filling the seats left."""
     if is_announced(campaign, now):
-        raise BrandvoteError("结果已揭晓，不能再更改。", status=409)
+        raise AlreadyAnnounced()
     tied, seats = tie_at_cut_off(db, campaign, now)
     if not tied:
-        raise BrandvoteError("入选名额边界没有并列，无需决定。", status=409)
+        raise NoTie()
     tied_slugs = {r.slug for r in tied}
     if len(set(chosen)) != len(chosen) or not set(chosen) <= tied_slugs or len(chosen) != seats:
-        raise BrandvoteError(f"请从并列的 {len(tied_slugs)} 项中选出 {seats} 项：{'、'.join(sorted(tied_slugs))}",
-                             status=422)
+        raise BadTieChoice(f"请从并列的 {len(tied_slugs)} 项中选出 {seats} 项：{'、'.join(sorted(tied_slugs))}")
     with immediate(db):
         db.execute("update tallies set decided = ? where campaign_id = ?", [json.dumps(sorted(chosen)), campaign["id"]])
         db.execute("update campaigns set tally_ready = 1 where id = ?", [campaign["id"]])
@@ -366,8 +355,8 @@ def announce(db: Database, slug: str, now: datetime, actor: str = "cli") -> dict
         raise StillVoting("投票尚未结束（含截止后的宽限期），不能揭晓。")
     res = results(db, campaign, now)
     if res["undecided_tie"]:
-        raise BrandvoteError("入选名额边界有并列未决定：" + "、".join(res["undecided_tie"])
-                             + "。请先用 `brandvote tally SLUG --decide-tie …` 决定。", status=409)
+        raise TieUndecided(res["undecided_tie"], "入选名额边界有并列未决定：" + "、".join(res["undecided_tie"])
+                           + "。请先用 `brandvote tally SLUG --decide-tie …` 决定。")
     campaign = campaigns.set_manual_state(db, slug, "announced", now, actor=actor)
     publish_winners_list(db, campaign, now)
     return campaign

@@ -11,7 +11,7 @@ from sqlite_utils import Database
 
 from . import ballots, clock
 from .db import first, immediate
-from .errors import BrandvoteError
+from .errors import CodesNotNeeded, NotOpen
 
 
 CODE_BYTES = 20  # 160 bits ≥ the 128 the design asks for
@@ -35,7 +35,7 @@ def create_codes(db: Database, campaign_id: int, count: int, now: datetime, prog
     """Make `count` one-time codes (160 bits each); only their SHA-256 is stored."""
     camp = first(db, "select electorate from campaigns where id = ?", [campaign_id])
     if camp["electorate"] != "codes":
-        raise BrandvoteError("该评选为公开投票，不需要投票码；请先把投票人范围设为“凭码投票”。")
+        raise CodesNotNeeded()
     codes = []
     stamp = clock.to_db(now)
     with immediate(db):
@@ -57,12 +57,12 @@ def code_campaign(db: Database, code: str) -> dict:
     """The campaign a voter code belongs to; refuses unknown and used codes alike (403)."""
     raw = normalize_code(code)
     if not 26 <= len(raw) <= 40 or not raw.isascii() or not raw.isalnum():
-        raise ballots.NotOpen("投票码无效。")
+        raise NotOpen("投票码无效。")
     row = first(db,
         "select c.*, v.used_at as code_used_at, v.code_hash from voter_codes v"
         " join campaigns c on c.id = v.campaign_id where v.code_hash = ?", [hash_code(code)])
     if row is None:
-        raise ballots.NotOpen("投票码无效。")
+        raise NotOpen("投票码无效。")
     if row["code_used_at"]:
-        raise ballots.NotOpen("这个投票码已经使用过，每个投票码只能投一次票。")
+        raise NotOpen("这个投票码已经使用过，每个投票码只能投一次票。")
     return dict(row)

@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, campaigns, clock as clockmod, db as dbmod, seed
+from brandvote import accounts, campaigns, clock as clockmod, db as dbmod, errors, seed
 from brandvote.app import create_app
 
 from helpers import ANNOUNCE, CLOSES, NOW, OPENS, PASSWORD, SLUG, FakeClock, login, staff_csrf
@@ -58,7 +58,7 @@ def test_a_change_the_state_forbids_is_refused(now, change, message):
     old = _row()
     if now >= ANNOUNCE:
         old["tally_ready"] = 1
-    with pytest.raises(campaigns.CampaignLocked) as refused:
+    with pytest.raises(errors.CampaignLocked) as refused:
         campaigns.check_change(old, _new(old, **change), [1, 2], [1, 2], now)
     assert message in refused.value.message and refused.value.status == 409
 
@@ -77,15 +77,15 @@ def test_times_may_move_forward(now, change):
 def test_a_new_campaign_cannot_be_born_closed_or_announced():
     new = _new(_row(), opens_at=NOW - timedelta(days=3), closes_at=NOW - timedelta(days=2),
                announce_at=NOW - timedelta(days=1))
-    with pytest.raises(campaigns.CampaignLocked):
+    with pytest.raises(errors.CampaignLocked):
         campaigns.check_change(None, new, [], [1, 2], NOW)
 
 
 def test_frozen_rules_stay_frozen():
     old = {**_row(), "frozen_at": clockmod.to_db(OPENS)}
-    with pytest.raises(campaigns.RulesFrozen):
+    with pytest.raises(errors.RulesFrozen):
         campaigns.check_change(old, {**_new(old), "max_choices": 5}, [1, 2], [1, 2], RUNNING)
-    with pytest.raises(campaigns.RulesFrozen):
+    with pytest.raises(errors.RulesFrozen):
         campaigns.check_change(old, _new(old), [1, 2], [2, 1], RUNNING)
 
 

@@ -81,3 +81,21 @@ def test_foreign_keys_refuse_a_list_item_for_a_missing_brand(db):
     list_id = db.execute("select id from lists limit 1").fetchone()[0]
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("insert into list_items (list_id, brand_id, position) values (?, 999999, 0)", [list_id])
+
+
+def test_update_row_sets_only_allowed_columns_of_one_row(tmp_path):
+    path = tmp_path / "u.db"
+    dbmod.migrate(path)
+    db = dbmod.connect(path)
+    for slug in ("a", "b"):
+        db.execute("insert into campaigns (slug, title, created_at, updated_at) values (?, ?, 't0', 't0')", [slug, slug])
+    a = dbmod.first(db, "select id from campaigns where slug = 'a'")["id"]
+    with dbmod.immediate(db):
+        dbmod.update_row(db, "campaigns", a, {"title": "新", "updated_at": "t1"})
+    rows = {r["slug"]: (r["title"], r["updated_at"]) for r in db.query("select * from campaigns")}
+    assert rows == {"a": ("新", "t1"), "b": ("b", "t0")}
+    for bad in ({"slug": "x"}, {"id": 9}, {"title = 'x', slug": "y"}):
+        with pytest.raises(ValueError):
+            dbmod.update_row(db, "campaigns", a, bad)
+    with pytest.raises(KeyError):
+        dbmod.update_row(db, "users", 1, {"role": "admin"})

@@ -8,7 +8,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, ballots, campaigns, db as dbmod, voter_codes
+from brandvote import accounts, ballots, campaigns, db as dbmod, errors, voter_codes
 from brandvote.app import create_app
 
 from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf
@@ -158,7 +158,7 @@ def test_edit_shows_beijing_times_and_rules_freeze_at_the_first_ballot(client, d
     c = camp(db)
     cast(db, c["id"], 1, [A], NOW)
     frozen = client.post(f"/admin/campaigns/{SLUG}/edit", data=form(client, max_choices="3"))
-    assert frozen.status_code == 409 and campaigns.RulesFrozen.message in frozen.text
+    assert frozen.status_code == 409 and errors.RulesFrozen.message in frozen.text
     assert 'value="3"' in frozen.text
     dropped = client.post(f"/admin/campaigns/{SLUG}/edit", data=form(client, candidate=[A, B], winners="1"))
     assert dropped.status_code == 409

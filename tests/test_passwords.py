@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from brandvote import accounts
 from brandvote.app import create_app
-from brandvote.errors import BrandvoteError
+from brandvote.errors import WeakPassword
 
 from helpers import NOW, PASSWORD, login, staff_csrf
 
@@ -52,13 +52,13 @@ def test_too_long_is_refused_without_a_crash():
 
 
 def test_create_user_and_set_password_refuse_weak_ones(empty_db):
-    with pytest.raises(BrandvoteError) as exc:
+    with pytest.raises(WeakPassword) as exc:
         accounts.create_user(empty_db, "ed", "aaaaaaaaaa", "editor", NOW)
     assert exc.value.status == 400 and "密码" in exc.value.message
     assert not accounts.list_users(empty_db)
     accounts.create_user(empty_db, "ed", PASSWORD, "editor", NOW)
     before = empty_db.execute("select password_hash from users").fetchone()[0]
-    with pytest.raises(BrandvoteError):
+    with pytest.raises(WeakPassword):
         accounts.set_password(empty_db, "ed", "ed" * 5, NOW)
     assert empty_db.execute("select password_hash from users").fetchone()[0] == before
 

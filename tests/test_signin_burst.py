@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from brandvote import accounts, db as dbmod
+from brandvote import accounts, db as dbmod, errors
 from brandvote.app import create_app
 
 from helpers import NOW, PASSWORD, FakeClock, LiveServer, csrf_from, login
@@ -102,9 +102,9 @@ def test_concurrent_sign_ins_reserve_their_attempt_before_the_password_check(see
         barrier.wait()
         try:
             accounts.sign_in(conn, "ed", f"wrong guess {i}", "same-address", NOW)
-        except accounts.Throttled:
+        except errors.Throttled:
             outcomes.append("throttled")
-        except accounts.SignInFailed:
+        except errors.SignInFailed:
             outcomes.append("failed")
         finally:
             conn.close()

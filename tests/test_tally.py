@@ -58,7 +58,7 @@ def test_ledger_parse_round_trip_and_refusals():
     assert text.splitlines()[0] == "receipt_sha256,choices"
     assert tally.parse_ledger(text) == (2, {"x": 1, "y": 2})
     for bad in ["nope\n", text + "a" * 64 + ",z\n", text + "short,z\n", text + "c" * 64 + ",z;z\n"]:
-        with pytest.raises(errors.BrandvoteError):
+        with pytest.raises(errors.BadLedger):
             tally.parse_ledger(bad)
 
 
@@ -76,7 +76,7 @@ def cast(db, camp, voter, choices, now=OPENS + timedelta(hours=1)):
 
 def test_tally_is_refused_while_voting_runs_and_during_grace(db, camp):
     for at in (OPENS + timedelta(days=1), CLOSES, CLOSES + campaigns.GRACE - timedelta(seconds=1)):
-        with pytest.raises(tally.StillVoting):
+        with pytest.raises(errors.StillVoting):
             tally.results(db, camp, at)
     assert tally.results(db, camp, AFTER)["ballots"] == 0
 
@@ -137,14 +137,14 @@ def test_manual_announce_needs_voting_over_and_a_decided_tie(db, camp, candidate
     cast(db, camp, "device:1", candidates[:10])
     cast(db, camp, "device:2", candidates[:9] + [candidates[10]])
     cast(db, camp, "device:3", candidates[:9])
-    with pytest.raises(tally.StillVoting):
+    with pytest.raises(errors.StillVoting):
         tally.announce(db, SLUG, CLOSES + timedelta(minutes=1))
-    with pytest.raises(errors.BrandvoteError) as err:
+    with pytest.raises(errors.TieUndecided) as err:
         tally.announce(db, SLUG, AFTER)
     assert candidates[9] in err.value.message and candidates[10] in err.value.message
-    with pytest.raises(errors.BrandvoteError):
+    with pytest.raises(errors.BadTieChoice):
         tally.decide_tie(db, camp, [candidates[9], candidates[10]], AFTER, "organizer")  # one seat only
-    with pytest.raises(errors.BrandvoteError):
+    with pytest.raises(errors.BadTieChoice):
         tally.decide_tie(db, camp, [candidates[11]], AFTER, "organizer")  # not tied
     tally.decide_tie(db, camp, [candidates[10]], AFTER, "organizer")
     audit = db.execute("select actor, detail from audit_log where action = 'tally.decide_tie'").fetchone()
@@ -156,7 +156,7 @@ def test_manual_announce_needs_voting_over_and_a_decided_tie(db, camp, candidate
         "select b.slug from list_items li join brands b on b.id = li.brand_id where li.list_id = ?"
         " order by li.position", [winners_list])]
     assert items == candidates[:9] + [candidates[10]]
-    with pytest.raises(errors.BrandvoteError):
+    with pytest.raises(errors.AlreadyAnnounced):
         tally.decide_tie(db, announced, [candidates[9]], AFTER, "organizer")
 
 
@@ -176,7 +176,7 @@ def test_recount_matches_and_detects_a_changed_ledger(db, camp, candidates):
 def test_lookup_receipt_only_after_the_announcement(db, camp, candidates):
     ballot = cast(db, camp, "device:1", candidates[:2])
     camp = {**camp, "tally_ready": 1}
-    with pytest.raises(tally.NotAnnounced):
+    with pytest.raises(errors.NotAnnounced):
         tally.lookup_receipt(db, camp, ballot["receipt"], ANNOUNCE - timedelta(seconds=1))
     found = tally.lookup_receipt(db, camp, ballot["receipt"].lower(), ANNOUNCE)
     assert found["hash"] == ballots.receipt_hash(ballot["receipt"])
@@ -191,7 +191,7 @@ def test_a_tie_decision_can_be_revised_but_never_left_short(db, camp, candidates
     tally.decide_tie(db, camp, [candidates[10]], AFTER, "organizer")
     revised = tally.decide_tie(db, camp, [candidates[9]], AFTER, "organizer")
     assert [r.slug for r in revised["rows"] if r.winner] == candidates[:10]
-    with pytest.raises(errors.BrandvoteError):
+    with pytest.raises(errors.BadTieChoice):
         tally.decide_tie(db, camp, [], AFTER, "organizer")
     assert sum(1 for r in tally.results(db, camp, AFTER)["rows"] if r.winner) == 10
 
@@ -206,7 +206,7 @@ def test_the_tally_refuses_when_the_ledger_and_the_choices_disagree(db, camp, ca
                          [camp["id"], "f" * 64, candidates[5], "2026-11-24T13:00:00+00:00"])
         db.execute("insert into choices (ballot_id, campaign_id, brand_id) select ?, ?, id from brands where slug = ?",
                    [cur.lastrowid, camp["id"], candidates[6]])
-    with pytest.raises(errors.BrandvoteError) as err:
+    with pytest.raises(errors.LedgerMismatch) as err:
         tally.results(db, camp, AFTER)
     assert "不一致" in err.value.message
     assert db.execute("select count(*) from tallies").fetchone()[0] == 0

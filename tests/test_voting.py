@@ -61,11 +61,11 @@ def test_a_campaign_without_times_is_a_draft(db):
 
 def test_grace_period_only_for_a_page_loaded_before_closing(camp):
     ballots.check_open(camp, CLOSES + timedelta(minutes=5), page_loaded_at=CLOSES - timedelta(minutes=1))
-    with pytest.raises(ballots.NotOpen):
+    with pytest.raises(errors.NotOpen):
         ballots.check_open(camp, CLOSES + campaigns.GRACE, page_loaded_at=CLOSES - timedelta(minutes=1))
-    with pytest.raises(ballots.NotOpen):
+    with pytest.raises(errors.NotOpen):
         ballots.check_open(camp, CLOSES + timedelta(seconds=3), page_loaded_at=CLOSES)
-    with pytest.raises(ballots.NotOpen):
+    with pytest.raises(errors.NotOpen):
         ballots.check_open(camp, CLOSES, page_loaded_at=None)
 
 
@@ -79,7 +79,7 @@ def test_grace_period_only_for_a_page_loaded_before_closing(camp):
     (lambda c: [c[0], "guoshi-shuyuan"], "候选名单"),  # a real entry, but not a candidate here
 ])
 def test_broken_ballot_rules_are_refused_and_nothing_is_stored(db, camp, candidates, make, message):
-    with pytest.raises(ballots.BallotRejected) as err:
+    with pytest.raises(errors.BallotRejected) as err:
         cast(db, camp, "device:a", make(candidates))
     assert message in err.value.message
     assert stored_ballots(db) == 0
@@ -104,7 +104,7 @@ def test_same_voter_same_choices_gets_the_same_receipt(db, camp, candidates):
 
 def test_same_voter_other_choices_is_refused(db, camp, candidates):
     cast(db, camp, "device:a", candidates[:3])
-    with pytest.raises(ballots.AlreadyVoted):
+    with pytest.raises(errors.AlreadyVoted):
         cast(db, camp, "device:a", candidates[:4])
     assert stored_ballots(db) == 1
 
@@ -139,7 +139,7 @@ def test_ballot_rows_hold_no_ip_agent_or_raw_token(db):
 def test_ip_limit_counts_stored_ballots_per_hour(db, camp, candidates):
     for i in range(3):
         cast(db, camp, f"device:{i}", candidates[:1], ip_key="ip1", ip_limit=3)
-    with pytest.raises(ballots.RateLimited) as err:
+    with pytest.raises(errors.RateLimited) as err:
         cast(db, camp, "device:x", candidates[:1], ip_key="ip1", ip_limit=3)
     assert 0 < err.value.retry_after <= 3600
     assert stored_ballots(db) == 3
@@ -153,7 +153,7 @@ def test_a_campaign_may_override_the_site_ip_limit(db, camp, candidates):
     db.execute("update campaigns set ip_limit = 1 where id = ?", [camp["id"]])
     db.conn.commit()
     cast(db, camp, "device:1", candidates[:1], ip_key="ip1", ip_limit=100)
-    with pytest.raises(ballots.RateLimited):
+    with pytest.raises(errors.RateLimited):
         cast(db, camp, "device:2", candidates[:1], ip_key="ip1", ip_limit=100)
 
 
@@ -205,10 +205,10 @@ def test_a_batch_answers_each_request_in_order_and_stores_only_the_accepted(db, 
     ok = [o[0] for o in outcomes]
     assert ok == [True, False, False, True, False, True, False, False, True]
     a, too_many, unknown, a_again, late, old_again, old_other, a_other, e = (o[1] for o in outcomes)
-    assert isinstance(too_many, ballots.BallotRejected) and "最多只能选择 10 项" in too_many.message
-    assert isinstance(unknown, ballots.BallotRejected)
-    assert isinstance(late, ballots.NotOpen)
-    assert isinstance(old_other, ballots.AlreadyVoted) and isinstance(a_other, ballots.AlreadyVoted)
+    assert isinstance(too_many, errors.BallotRejected) and "最多只能选择 10 项" in too_many.message
+    assert isinstance(unknown, errors.BallotRejected)
+    assert isinstance(late, errors.NotOpen)
+    assert isinstance(old_other, errors.AlreadyVoted) and isinstance(a_other, errors.AlreadyVoted)
     assert a_again["receipt"] == a["receipt"] and a["choices"] == [candidates[1], candidates[4]]
     assert old_again["receipt"] == ballots.ballot_of(db, camp["id"], "device:old")["receipt"]
     assert e["channel"] == "paper" and e["choices"] == candidates[:10]
@@ -225,7 +225,7 @@ def test_a_batch_counts_each_network_ballot_by_ballot(db, camp, candidates):
     outcomes = cast_batch(db, [req(camp, f"device:{i}", candidates[:1], ip_key="ip1", ip_limit=3) for i in (1, 2, 3)]
                           + [req(camp, "device:9", candidates[:1], ip_key="ip2", ip_limit=3)])
     assert [o[0] for o in outcomes] == [True, True, False, True]
-    assert isinstance(outcomes[2][1], ballots.RateLimited)
+    assert isinstance(outcomes[2][1], errors.RateLimited)
     assert dict(db.execute("select ip_key, n from ip_counts").fetchall()) == {"ip1": 3, "ip2": 1}
     assert stored_ballots(db) == 4
 
@@ -240,7 +240,7 @@ def test_a_batch_of_code_ballots_claims_each_code_once(db, code_camp, candidates
         req(code_camp, keys[0], candidates[:4]),  # the same code, other choices
     ])
     assert [o[0] for o in outcomes] == [True, False, True, False]
-    assert isinstance(outcomes[1][1], ballots.NotOpen) and isinstance(outcomes[3][1], ballots.AlreadyVoted)
+    assert isinstance(outcomes[1][1], errors.NotOpen) and isinstance(outcomes[3][1], errors.AlreadyVoted)
     assert db.execute("select count(*) from voter_codes where used_at is not null").fetchone()[0] == 2
     assert stored(db) == {keys[0]: sorted(candidates[:2]), keys[1]: sorted(candidates[:3])}
 
@@ -272,15 +272,15 @@ def test_a_code_votes_once(db, code_camp, candidates):
     code = voter_codes.create_codes(db, code_camp["id"], 1, NOW)[0]
     key = "code:" + voter_codes.hash_code(code)
     cast(db, code_camp, key, candidates[:2])
-    with pytest.raises(ballots.NotOpen):
+    with pytest.raises(errors.NotOpen):
         voter_codes.code_campaign(db, code)
-    with pytest.raises(ballots.AlreadyVoted):
+    with pytest.raises(errors.AlreadyVoted):
         cast(db, code_camp, key, candidates[:3])
     assert stored_ballots(db) == 1
 
 
 def test_an_unknown_code_cannot_vote(db, code_camp, candidates):
-    with pytest.raises(ballots.NotOpen):
+    with pytest.raises(errors.NotOpen):
         cast(db, code_camp, "code:" + voter_codes.hash_code("A" * 32), candidates[:2])
     assert stored_ballots(db) == 0
 
@@ -288,14 +288,14 @@ def test_an_unknown_code_cannot_vote(db, code_camp, candidates):
 def test_a_code_campaign_refuses_a_device_ballot(db, code_camp, candidates):
     """The handler picks the voter's kind from a campaign row it read earlier; if the organizer
     switched the campaign to codes meanwhile, the writer still refuses a device ballot."""
-    with pytest.raises(ballots.NotOpen) as err:
+    with pytest.raises(errors.NotOpen) as err:
         cast(db, code_camp, "device:a", candidates[:2])
     assert "投票码" in err.value.message
     assert stored_ballots(db) == 0
 
 
 def test_codes_only_for_a_closed_electorate(db, camp):
-    with pytest.raises(errors.BrandvoteError):
+    with pytest.raises(errors.CodesNotNeeded):
         voter_codes.create_codes(db, camp["id"], 1, NOW)
 
 

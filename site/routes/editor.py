@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import catalog, editing, seed
-from ..errors import BrandvoteError, InvalidCatalog, NotFound
+from ..errors import BrandvoteError, InvalidBrand, InvalidCatalog, NotFound
 from .staff import render, requires
 
 SEE_OTHER = {"status_code": 303, "headers": {"Cache-Control": "no-store"}}
@@ -55,7 +55,7 @@ def _save(request: Request, existing_slug: str | None) -> Response:
         return _edit_page(request, values, creating=creating, preview={**brand, "kind_label": catalog.KINDS[brand["kind"]]})
     try:
         saved = editing.save_brand(db, brand, now, actor, existing_slug=existing_slug)
-    except editing.InvalidBrand as exc:
+    except InvalidBrand as exc:
         return _edit_page(request, values, creating=creating, errors=exc.errors, status_code=422,
                           message=exc.message)
     return RedirectResponse(f"/admin/brands/{saved['slug']}/edit?saved=1", **SEE_OTHER)

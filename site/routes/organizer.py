@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from .. import audit, ballots, campaigns, catalog, clock, forms, qr, spreadsheet, tally, voter_codes
 from ..db import immediate
-from ..errors import BrandvoteError
+from ..errors import BrandvoteError, TieUndecided
 from .staff import NO_STORE, render, requires, staff_form
 
 MAX_CODES, MAX_SLIPS = 100_000, 10_000
@@ -32,11 +32,6 @@ CONFIRM_TEXT = {
     "close": "确定现在结束投票吗？结束后不能重新开启；已打开投票页的人还有 10 分钟宽限期可以提交。",
     "announce": "确定现在揭晓结果吗？揭晓后结果、账本和回执查询立即对公众公开，不能撤回。",
 }
-
-
-class Conflict(BrandvoteError):
-    status = 409
-    code = "conflict"
 
 
 # ---------------------------------------------------------------- helpers
@@ -315,9 +310,9 @@ def _announce(request: Request, form) -> Response:
         return _show(request, camp, confirm="announce")
     try:
         tally.announce(db, camp["slug"], now, actor=_actor(request))
+    except TieUndecided as exc:  # the rule's message names the CLI's flag; this page has the form
+        return _failed(request, TieUndecided(exc.tied, "入选名额边界有并列尚未决定，请先在下方“决定并列”中选出入选项目。"))
     except BrandvoteError as exc:
-        if exc.message.startswith("入选名额边界有并列未决定"):  # worded for the CLI; say it for this page
-            exc = Conflict("入选名额边界有并列尚未决定，请先在下方“决定并列”中选出入选项目。")
         return _failed(request, exc)
     return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done=announce", status_code=303, headers=NO_STORE)
 

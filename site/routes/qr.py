@@ -15,17 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import campaigns, catalog, qr
-from ..errors import BrandvoteError
+from ..errors import BadChannel, QrBusy
 from ..pagecache import cached_page, etag_matches
 from .common import public_campaign
 
 CACHE_HEADERS = {"Cache-Control": "public, max-age=86400"}
-
-
-class BadChannel(BrandvoteError):
-    status = 400
-    code = "bad_channel"
-    message = "渠道参数 ch 只能由小写字母、数字、连字符和下划线组成（以字母或数字开头，最长 32 个字符）。"
 
 
 def parse_channel(request: Request) -> str | None:
@@ -46,7 +40,7 @@ def campaign_url(request: Request, slug: str, channel: str | None) -> str:
 async def image_response(request: Request, url: str, fmt: str, size: int) -> Response:
     try:
         image = await request.state.qr_codes.image(url, fmt, size)
-    except qr.Busy as busy:  # a Chinese 503 page (not cached) that says when to come back
+    except QrBusy as busy:  # a Chinese 503 page (not cached) that says when to come back
         raise HTTPException(503, detail=busy.message, headers={"Retry-After": "1"}) from None
     headers = {**CACHE_HEADERS, "ETag": image.etag}
     if etag_matches(request.headers.get("if-none-match"), image.etag):

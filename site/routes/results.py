@@ -8,6 +8,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import db as dbmod, tally
+from ..errors import NotAnnounced
 from ..pagecache import cached_page
 from .api import ChineseJSON
 from .common import NO_STORE, public_campaign
@@ -48,7 +49,7 @@ def receipt_lookup(request: Request):
 def _download(request: Request) -> dict:
     camp, res = _announced(request)
     if res is None:
-        raise tally.NotAnnounced(tally.announce_text(camp))
+        raise NotAnnounced(tally.announce_text(camp))
     return res
 
 

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from .. import accounts, audit
 from ..db import immediate
-from ..errors import BrandvoteError
+from ..errors import BrandvoteError, CannotDisableSelf, NoSuchUser, SignInFailed, Throttled, UnknownAction
 from ..security import client_address, cross_site, new_csrf_secret, same_secret
 from .errors import error_response
 
@@ -128,12 +128,12 @@ async def login(request: Request):
     try:
         session = await in_thread(request, accounts.sign_in, username, password,
                                   request.state.tokens.ip_key(ip), request.state.now())
-    except accounts.Throttled as exc:
+    except Throttled as exc:
         response = again(exc.message, 429)
         response.headers["Retry-After"] = str(int(accounts.THROTTLE_WINDOW.total_seconds()))
         return response
-    except BrandvoteError as exc:
-        return again(exc.message, 400)
+    except SignInFailed as exc:
+        return again(exc.message, exc.status)
     request.session.clear()  # a new session: nothing from before sign-in carries over
     request.session["sid"] = session["id"]
     return RedirectResponse(target, status_code=303, headers=NO_STORE)
@@ -179,19 +179,21 @@ def users_post(request: Request):
             done = f"已创建用户 {username}。"
         elif action in ("disable", "enable"):
             if username == request.state.user["username"]:
-                raise BrandvoteError("不能停用自己的账号。")
+                raise CannotDisableSelf()
             accounts.set_disabled(db, username, action == "disable", now)
             done = f"已{'停用' if action == 'disable' else '启用'} {username}。"
         elif action == "passwd":
             accounts.set_password(db, username, str(form.get("password") or ""), now)
             done = f"已重设 {username} 的密码。"
         else:
-            raise BrandvoteError("未知操作。")
+            raise UnknownAction()
         with immediate(db):
             audit.record(db, now, request.state.user["username"], f"user.{action}", username)
         status = 200
+    except NoSuchUser as exc:  # the page is there; the name in the form is what is wrong
+        done, status = exc.message, 422
     except BrandvoteError as exc:
-        done, status = exc.message, exc.status if exc.status != 404 else 422
+        done, status = exc.message, exc.status
     return render(request, "admin/users.html", {"users": accounts.list_users(db), "roles": accounts.ROLES,
                                                 "message": done, "failed": status != 200,
                                                 "password_rule": accounts.PASSWORD_RULE}, status)

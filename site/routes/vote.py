@@ -14,9 +14,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import ballots, campaigns, voter_codes
-from ..errors import NotFound
+from ..errors import AlreadyVoted, BallotRejected, NotFound, NotOpen, RateLimited
 from ..pagecache import Fragments
-from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, client_address, cross_site
+from ..security import (CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, TokenTooFast, client_address,
+                        cross_site)
 from .common import NO_STORE, public_campaign
 from .results import receipt_lookup
 
@@ -272,9 +273,10 @@ async def submit(request: Request):
         token = request.state.tokens.check_csrf(form.get("csrf_token"), voter.key, camp["id"], now)
     except TokenExpired:
         return await refuse("页面打开太久已过期，您的选择已保留，请再次提交。", 403)
-    except TokenInvalid as exc:
-        return await refuse("提交过快，请确认选择后再提交。" if str(exc) == "too fast"
-                            else "表单校验失败（可能来自其他网站或页面已失效），您的选择已保留，请再次提交。", 403)
+    except TokenTooFast:
+        return await refuse("提交过快，请确认选择后再提交。", 403)
+    except TokenInvalid:
+        return await refuse("表单校验失败（可能来自其他网站或页面已失效），您的选择已保留，请再次提交。", 403)
 
     settings = request.state.settings
     ip_key = None
@@ -285,7 +287,7 @@ async def submit(request: Request):
                                   ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
     try:
         await request.state.writer.submit_together(ballots.cast_ballots, ballot)
-    except ballots.AlreadyVoted as exc:
+    except AlreadyVoted as exc:
         message = exc.message  # `exc` is unbound once the except block ends
 
         def receipt_page():
@@ -293,9 +295,9 @@ async def submit(request: Request):
             return render_receipt(request, camp, existing, message=message, status_code=409)
 
         return await run_in_threadpool(receipt_page)
-    except ballots.RateLimited as exc:
+    except RateLimited as exc:
         return await refuse(exc.message, 429, {"Retry-After": str(exc.retry_after)})
-    except (ballots.BallotRejected, ballots.NotOpen) as exc:
+    except (BallotRejected, NotOpen) as exc:
         return await refuse(exc.message, exc.status)
     except sqlite3.OperationalError:
         return await refuse("投票人数较多，服务器繁忙，您的选票未保存，请稍后再次提交。", 503)
