@@ -13,7 +13,7 @@ from sqlite_utils import Database
 
 from . import campaigns, clock
 from .db import first
-from .errors import BrandvoteError, NotFound
+from .errors import AlreadyVoted, BallotRejected, BrandvoteError, NotFound, NotOpen, RateLimited
 
 
 def ballots_per_campaign(db: Database) -> dict[int, int]:
@@ -23,33 +23,6 @@ def ballots_per_campaign(db: Database) -> dict[int, int]:
 
 
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
-
-
-class BallotRejected(BrandvoteError):
-    """A rule was broken; nothing is stored. The page is re-rendered with the ticks kept."""
-
-    status = 422
-    code = "invalid_ballot"
-
-
-class AlreadyVoted(BrandvoteError):
-    status = 409
-    code = "already_voted"
-    message = "您已经投过票，选票提交后不可更改。"
-
-
-class NotOpen(BrandvoteError):
-    status = 403
-    code = "campaign_not_open"
-
-
-class RateLimited(BrandvoteError):
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: int):
-        self.retry_after = retry_after
-        super().__init__(message)
 
 
 def check_open(campaign: dict, now: datetime, page_loaded_at: datetime | None = None) -> None:

@@ -15,7 +15,8 @@ from sqlite_utils import Database
 from . import audit, clock
 from .catalog import decode_brand
 from .db import first, immediate, update_row
-from .errors import BrandvoteError, NotFound
+from .errors import (CampaignClosed, CampaignLocked, CannotClose, ClosesInPast, NotClosed, NotFound,
+                     NotOrganizer, RulesFrozen)
 
 
 STATUS_LABELS = {
@@ -37,25 +38,6 @@ CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # a poster's channel: ?c
 
 
 GRACE = timedelta(minutes=10)  # a ballot page loaded before closing may still be submitted
-
-
-class RulesFrozen(BrandvoteError):
-    status = 409
-    code = "rules_frozen"
-    message = "已有选票，候选项目、选择数量和投票人范围不能再修改。"
-
-
-class CampaignLocked(BrandvoteError):
-    """A change the campaign's state forbids: its window has passed or its results are out."""
-
-    status = 409
-    code = "campaign_locked"
-
-
-class NotOrganizer(BrandvoteError):
-    status = 403
-    code = "not_organizer"
-    message = "评选由组织方管理：编辑不能通过导入新增或修改评选（文件中未改动的评选可以保留）。"
 
 
 def status(campaign: dict, now: datetime) -> str:
@@ -278,20 +260,19 @@ def set_manual_state(db: Database, slug: str, state: str, now: datetime, actor: 
         updates: dict[str, object] = {"manual_state": state}
         if state == "open":
             if current in ("closed", "announced"):
-                raise BrandvoteError("评选已结束，不能重新开启。", code="campaign_closed", status=409)
+                raise CampaignClosed()
             closes = clock.from_db(camp["closes_at"])
             if closes is not None and closes <= now:
-                raise BrandvoteError("截止时间已过，请先修改截止时间。", code="closes_in_past", status=409)
+                raise ClosesInPast()
             if not camp["opens_at"] or clock.from_db(camp["opens_at"]) > now:
                 updates["opens_at"] = clock.to_db(now)
         elif state == "closed":
             if current not in ("open", "scheduled"):
-                raise BrandvoteError(f"评选当前状态为“{STATUS_LABELS[current]}”，不能结束。",
-                                     code="not_open", status=409)
+                raise CannotClose(f"评选当前状态为“{STATUS_LABELS[current]}”，不能结束。")
             updates["closes_at"] = clock.to_db(now)
         elif state == "announced":
             if current != "closed":
-                raise BrandvoteError("只有投票结束后才能揭晓结果。", code="not_closed", status=409)
+                raise NotClosed()
         else:
             raise ValueError(state)
         update_row(db, "campaigns", camp["id"], {**updates, "updated_at": clock.to_db(now)})

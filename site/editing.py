@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from . import clock, seed
 from .catalog import BRAND_FIELDS, JSON_FIELDS, brand_row, decode_brand, insert_brand, record_revision
 from .db import first, immediate, update_row
-from .errors import BrandvoteError, NotFound
+from .errors import BrandInCampaign, InvalidBrand, NotFound
 
 FORM_FIELDS = ("slug", "name", "kind", "organizer", "region", "district", "year_founded", "summary",
                "tags", "figures", "sources", "featured")
@@ -35,16 +35,6 @@ def action_label(action: str) -> str:
     if action.startswith("restore:"):
         return f"恢复到版本 {action.split(':', 1)[1]}"
     return ACTIONS.get(action, action)
-
-
-class InvalidBrand(BrandvoteError):
-    status = 422
-    code = "invalid_brand"
-    message = "请修改标出的字段后再保存。"
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__()
 
 
 # ---------------------------------------------------------------- form → brand
@@ -203,8 +193,7 @@ def delete_brand(db: Database, slug: str, now: datetime, actor: str) -> None:
             "select c.title from candidates k join campaigns c on c.id = k.campaign_id where k.brand_id = ?",
             [row["id"]])]
         if in_campaigns:
-            raise BrandvoteError(f"该条目是评选“{'、'.join(in_campaigns)}”的候选项目，不能删除；可以取消发布。",
-                                 status=409)
+            raise BrandInCampaign(f"该条目是评选“{'、'.join(in_campaigns)}”的候选项目，不能删除；可以取消发布。")
         update_row(db, "brands", row["id"], {"deleted_at": clock.to_db(now), "updated_at": clock.to_db(now)})
         record_revision(db, row["id"], now, actor, "delete")
 

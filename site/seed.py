@@ -170,9 +170,7 @@ def _load(db: Database, doc: dict, now: datetime, actor: str, dry_run: bool, rep
             try:
                 outcome = campaigns.upsert_campaign(db, camp, ids, now, actor=actor, may_manage=may_manage_campaigns)
             except BrandvoteError as exc:  # the whole file or nothing, the refusal at its JSON path
-                refused = InvalidCatalog([f"$.campaigns[{i}] ({camp['slug']}): {exc.message}"])
-                refused.status = exc.status
-                raise refused from exc
+                raise InvalidCatalog([f"$.campaigns[{i}] ({camp['slug']}): {exc.message}"], exc.status) from exc
             if outcome == "unchanged":
                 report.unchanged["campaigns"] += 1
             else:
