@@ -52,6 +52,15 @@ class FakeClock:
         return self.now
 
 
+def wait_until(condition, seconds: float = 10) -> None:
+    """Until condition() holds, for a state another thread reaches and no event marks
+    (a request parked in the server); the deadline only bounds a failure."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def open_campaign(db, slug: str, opens: datetime, closes: datetime, announce: datetime, **extra) -> dict:
     from brandvote import clock
 

@@ -13,7 +13,7 @@ from brandvote import db as dbmod, seed
 from brandvote.pagecache import Fragments
 from brandvote.app import create_app
 
-from helpers import NOW, SLUG, csrf_from, open_campaign
+from helpers import NOW, SLUG, csrf_from, open_campaign, wait_until
 
 
 def test_a_second_request_is_served_from_the_cache(client):
@@ -53,27 +53,30 @@ def test_a_crowd_on_a_cold_page_costs_one_render(client, monkeypatch):
     """After an edit or the announcement every cached page is cold at once; the requests that
     arrive while one renders wait for it instead of each rendering the same page."""
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from brandvote import catalog as catalog_rules
 
-    renders, search = [], catalog_rules.search_brands
-    started = threading.Event()
+    cache = client.app_state["page_cache"]
+    search = catalog_rules.search_brands
+    started, release = threading.Event(), threading.Event()
 
-    def slow_search(*args, **kwargs):
-        renders.append(1)
+    def held_search(*args, **kwargs):  # holds the one render until the crowd waits for it
         started.set()
-        time.sleep(0.3)
+        assert release.wait(10)
         return search(*args, **kwargs)
 
-    monkeypatch.setattr(catalog_rules, "search_brands", slow_search)
+    monkeypatch.setattr(catalog_rules, "search_brands", held_search)
     with ThreadPoolExecutor(8) as pool:
+        before = (cache.misses, cache.renders)
         first = pool.submit(client.get, "/brands")
-        started.wait(5)
+        assert started.wait(10)
+        per_request = cache.misses - before[0]  # the lookups a request makes before it renders or waits
         crowd = [pool.submit(client.get, "/brands") for _ in range(7)]
+        wait_until(lambda: cache.misses == before[0] + 8 * per_request)  # all seven wait on the render
+        release.set()
         pages = [first.result()] + [f.result() for f in crowd]
-    assert len(renders) == 1
+    assert cache.renders == before[1] + 1
     assert {p.status_code for p in pages} == {200} and len({p.text for p in pages}) == 1
 
 

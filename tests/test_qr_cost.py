@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from brandvote import qr
 from brandvote.app import create_app
 
-from helpers import BASE_URL, SLUG
+from helpers import BASE_URL, SLUG, wait_until
 from test_qr import decode
 
 LONGEST_CHANNEL = "c" * 32
@@ -99,13 +99,6 @@ class Gate:
         finally:
             with self.lock:
                 self.running -= 1
-
-
-def wait_until(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_one_render_at_a_time_a_few_wait_and_the_rest_get_a_chinese_503(seeded_settings, campaign, clock):
