@@ -14,12 +14,9 @@ class BrandvoteError(Exception):
     code = "bad_request"
     message = "请求有误。"
 
-    def __init__(self, message: str | None = None, *, status: int | None = None):
-        # `status` only until organizer._save raises SlugTaken (being rewritten in this session)
+    def __init__(self, message: str | None = None):
         if message is not None:
             self.message = message
-        if status is not None:
-            self.status = status
         super().__init__(self.message)
 
 

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from .. import audit, ballots, campaigns, catalog, clock, forms, qr, spreadsheet, tally, voter_codes
 from ..db import immediate
-from ..errors import BrandvoteError, TieUndecided
+from ..errors import BrandvoteError, SlugTaken, TieUndecided
 from .staff import NO_STORE, render, requires, staff_form
 
 MAX_CODES, MAX_SLIPS = 100_000, 10_000
@@ -126,7 +126,7 @@ def _save(request: Request, form, creating: bool) -> Response:
     try:
         with immediate(db):
             if creating and campaigns.slug_taken(db, camp["slug"]):
-                raise BrandvoteError("这个网址标识已被其他评选使用，请换一个。", status=409)
+                raise SlugTaken()
             campaigns.upsert_campaign(db, camp, ids, now, actor=_actor(request))  # campaigns.check_change
             if creating:
                 audit.record(db, now, _actor(request), "campaign.create", camp["slug"], {"title": camp["title"]})
