@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := chromium fonts-noto-cjk poppler-utils librsvg2-bin openjdk-17
 TOOLS := tools
 TOOLS_STAMP := $(TOOLS)/node_modules/.installed
 
-.PHONY: run test system-deps audit clean bench
+.PHONY: run test test-quick system-deps audit clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ $(TOOLS_STAMP): $(TOOLS)/package.json $(TOOLS)/package-lock.json | system-deps
 
 test: $(TEST_STAMP) system-deps $(TOOLS_STAMP)
 	$(PY) -m pytest -q
+
+# No browser journeys and no slow crash rounds. The npm checkers stay: test_html_valid
+# runs vnu.jar outside tests/browser.
+test-quick: $(TEST_STAMP) system-deps $(TOOLS_STAMP)
+	BRANDVOTE_QUICK=1 $(PY) -m pytest -q --ignore=tests/browser
 
 # Load and timing figures (not part of `make test`): wrk against 127.0.0.1, bounded runs.
 bench: $(TEST_STAMP)
