@@ -2,8 +2,8 @@
 turnout while voting runs (never counts), the tally after closing, ties and the announcement.
 
 Every endpoint wears `@requires("organizer")`, which also checks the CSRF token of every
-POST. Handlers read only the named form fields below; the rules themselves live in
-voting.py and tally.py, and every domain error comes back as this console's page with
+POST. Handlers read only the named form fields (forms.py); the rules themselves live in
+campaigns.py, ballots.py, voter_codes.py and tally.py, and every domain error comes back as this console's page with
 its Chinese message and status.
 """
 

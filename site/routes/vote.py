@@ -1,4 +1,4 @@
-"""The ballot: page, submission, receipt, and one-time voter codes. Parse, call voting, render."""
+"""The ballot: page, submission, receipt, and one-time voter codes. Parse, call ballots, render."""
 
 from __future__ import annotations
 
