@@ -22,7 +22,7 @@ from .routes.staff import STAFF_PREFIXES
 from .routes.errors import error_response, make_handlers
 from .security import SESSION_COOKIE, BodyLimit, OnlyUnder, SecurityHeaders, Tokens, derived_key
 from .settings import Settings
-from .templating import make_templates
+from .templating import add_paths, make_templates
 from .writer import Writer
 
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow,
     def render_refusal(scope, status, code, message):
         return error_response(templates, Request(scope), status, message, code)
 
-    return Site(
+    app = Site(
         routes=build_routes(),
         lifespan=lifespan,
         exception_handlers=make_handlers(templates),
@@ -88,6 +88,8 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow,
         https=settings.https,
         refuse=render_refusal,
     )
+    add_paths(templates, app)
+    return app
 
 
 class Site(Starlette):

@@ -44,3 +44,11 @@ def make_templates(settings) -> Jinja2Templates:
     env.filters["number"] = number
     env.filters["query"] = lambda params: urlencode(params)
     return Jinja2Templates(env=env)
+
+
+def add_paths(templates: Jinja2Templates, router) -> None:
+    """`path_for(name, **params)` in every template: a path from the route table, never an
+    absolute URL. Pages are cached across requests and some are rendered outside one, so a
+    link must not carry the Host header of whichever client came first; printed and encoded
+    links put settings.base_url in front themselves."""
+    templates.env.globals["path_for"] = lambda name, /, **params: str(router.url_path_for(name, **params))
