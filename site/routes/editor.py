@@ -58,7 +58,7 @@ def _save(request: Request, existing_slug: str | None) -> Response:
     except InvalidBrand as exc:
         return _edit_page(request, values, creating=creating, errors=exc.errors, status_code=422,
                           message=exc.message)
-    return RedirectResponse(f"/admin/brands/{saved['slug']}/edit?saved=1", **SEE_OTHER)
+    return RedirectResponse(f"{request.app.url_path_for('admin_brand_edit', slug=saved['slug'])}?saved=1", **SEE_OTHER)
 
 
 @requires("editor")
@@ -84,7 +84,7 @@ def publish(request: Request):
     db, now, actor = _ctx(request)
     slug = request.path_params["slug"]
     editing.set_published(db, slug, request.state.form.get("published") == "1", now, actor)
-    return RedirectResponse(f"/admin/brands/{slug}/edit?saved=1", **SEE_OTHER)
+    return RedirectResponse(f"{request.app.url_path_for('admin_brand_edit', slug=slug)}?saved=1", **SEE_OTHER)
 
 
 @requires("editor")
@@ -104,7 +104,7 @@ def delete(request: Request):
         editing.delete_brand(db, slug, now, actor)
     except BrandvoteError as exc:
         return render(request, "admin/brands/delete.html", {"brand": brand, "message": exc.message}, exc.status)
-    return RedirectResponse("/admin/brands?deleted=" + slug, **SEE_OTHER)
+    return RedirectResponse(f"{request.app.url_path_for('admin_brands')}?deleted={slug}", **SEE_OTHER)
 
 
 @requires("editor")
@@ -123,7 +123,8 @@ def restore(request: Request):
     if not rev.isdigit():
         raise NotFound("没有找到这个版本。")
     editing.restore_revision(db, request.path_params["slug"], int(rev), now, actor)
-    return RedirectResponse(f"/admin/brands/{request.path_params['slug']}/history?restored={rev}", **SEE_OTHER)
+    history_path = request.app.url_path_for("admin_brand_history", slug=request.path_params["slug"])
+    return RedirectResponse(f"{history_path}?restored={rev}", **SEE_OTHER)
 
 
 # ---------------------------------------------------------------- import / export

@@ -132,7 +132,8 @@ def _save(request: Request, form, creating: bool) -> Response:
                 audit.record(db, now, _actor(request), "campaign.create", camp["slug"], {"title": camp["title"]})
     except BrandvoteError as exc:
         return _form_page(request, data, creating=creating, status=exc.status, q=q, camp=old, message=exc.message)
-    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done={'created' if creating else 'saved'}",
+    done = "created" if creating else "saved"
+    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done={done}",
                             status_code=303, headers=NO_STORE)
 
 
@@ -225,7 +226,8 @@ def _set_state(request: Request, form) -> Response:
                                 actor=_actor(request))
     except BrandvoteError as exc:
         return _failed(request, exc)
-    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done={action}", status_code=303, headers=NO_STORE)
+    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done={action}",
+                            status_code=303, headers=NO_STORE)
 
 
 @requires("organizer")
@@ -294,7 +296,8 @@ def _tie(request: Request, form) -> Response:
         tally.decide_tie(db, camp, chosen, now, actor=_actor(request))
     except BrandvoteError as exc:
         return _failed(request, exc, chosen=chosen)
-    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done=tie#tally", status_code=303, headers=NO_STORE)
+    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done=tie#tally",
+                            status_code=303, headers=NO_STORE)
 
 
 @requires("organizer")
@@ -314,7 +317,8 @@ def _announce(request: Request, form) -> Response:
         return _failed(request, TieUndecided(exc.tied, "入选名额边界有并列尚未决定，请先在下方“决定并列”中选出入选项目。"))
     except BrandvoteError as exc:
         return _failed(request, exc)
-    return RedirectResponse(f"/admin/campaigns/{camp['slug']}?done=announce", status_code=303, headers=NO_STORE)
+    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done=announce",
+                            status_code=303, headers=NO_STORE)
 
 
 @requires("organizer")

@@ -46,7 +46,8 @@ def requires(*roles: str):
             user = await run_in_threadpool(current_user, request)
             if user is None:
                 if request.method == "GET":
-                    return RedirectResponse("/login?next=" + request.url.path, status_code=303, headers=NO_STORE)
+                    return RedirectResponse(f"{request.app.url_path_for('login')}?next={request.url.path}",
+                                            status_code=303, headers=NO_STORE)
                 return error_response(request.state.templates, request, 403, "请先登录。")
             if user["role"] != "admin" and user["role"] not in roles:
                 return error_response(request.state.templates, request, 403, "您的账号没有这项操作的权限。")
@@ -149,7 +150,7 @@ def logout(request: Request):
     accounts.end_session(request.state.store.db(), request.state.user["session_id"], request.state.now(),
                          actor=request.state.user["username"])
     request.session.clear()
-    return RedirectResponse("/login", status_code=303, headers=NO_STORE)
+    return RedirectResponse(request.app.url_path_for("login"), status_code=303, headers=NO_STORE)
 
 
 # ---------------------------------------------------------------- dashboard, users, audit

@@ -301,7 +301,7 @@ async def submit(request: Request):
         return await refuse(exc.message, exc.status)
     except sqlite3.OperationalError:
         return await refuse("投票人数较多，服务器繁忙，您的选票未保存，请稍后再次提交。", 503)
-    return RedirectResponse(f"/c/{camp['slug']}/receipt", status_code=303, headers=NO_STORE)
+    return RedirectResponse(request.app.url_path_for("receipt", slug=camp["slug"]), status_code=303, headers=NO_STORE)
 
 
 def receipt(request: Request):
@@ -311,7 +311,8 @@ def receipt(request: Request):
     voter = Voter(request, camp)
     ballot = ballots.ballot_of(request.state.store.db(), camp["id"], voter.key) if voter.key else None
     if ballot is None:
-        return voter.attach(RedirectResponse(f"/c/{camp['slug']}", status_code=303, headers=NO_STORE), request)
+        ballot_path = request.app.url_path_for("ballot", slug=camp["slug"])
+        return voter.attach(RedirectResponse(ballot_path, status_code=303, headers=NO_STORE), request)
     return render_receipt(request, camp, ballot)
 
 
@@ -319,7 +320,7 @@ def redeem_code(request: Request):
     """/v/{code}: swap the code in the URL for a signed cookie, then go to the clean URL,
     so the code does not stay in history or leak through Referer."""
     camp = voter_codes.code_campaign(request.state.store.db(), request.path_params["code"])
-    response = RedirectResponse(f"/c/{camp['slug']}", status_code=303,
+    response = RedirectResponse(request.app.url_path_for("ballot", slug=camp["slug"]), status_code=303,
                                 headers={**NO_STORE, "Referrer-Policy": "no-referrer"})
     response.set_cookie(CODE_COOKIE, request.state.tokens.code_cookie(camp["id"], camp["code_hash"]),
                         max_age=30 * 86400, httponly=True, samesite="lax",
