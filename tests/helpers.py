@@ -161,3 +161,43 @@ def fill_path(path: str, campaign: str, brand: str) -> str:
     """A concrete URL for a staff route path; {slug} is a campaign under /admin/campaigns."""
     values = {"slug": campaign if path.startswith("/admin/campaigns") else brand}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+
+
+def page_links(html: str) -> list[tuple[str, str]]:
+    """(method, path) of every href, src and form action in a page that names a path on this
+    site ("/…"): a form asks with its own method, everything else with GET."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            for name in ("href", "src", "action"):
+                value = attrs.get(name) or ""
+                if value.startswith("/") and not value.startswith("//"):
+                    method = (attrs.get("method") or "get").upper() if tag == "form" else "GET"
+                    found.append((method, re.split(r"[?#]", value, maxsplit=1)[0]))
+    Links().feed(html)
+    return found
+
+
+def resolves(routes, method: str, path: str) -> bool:
+    """Whether the route table answers `method path` with a route (static files must exist)."""
+    from starlette.routing import Mount, Route
+
+    for r in routes:
+        if isinstance(r, Route) and r.path_regex.fullmatch(path):
+            if r.methods is None or method in r.methods:
+                return True
+        elif isinstance(r, Mount):
+            match = r.path_regex.fullmatch(path)
+            if match is None:
+                continue
+            rest = "/" + match.group("path").lstrip("/")
+            if r.routes:
+                if resolves(r.routes, method, rest):
+                    return True
+            elif method == "GET" and (Path(r.app.directory) / rest.lstrip("/")).is_file():
+                return True
+    return False

@@ -23,8 +23,10 @@ from brandvote import accounts, campaigns, db as dbmod
 from brandvote.app import create_app
 from brandvote.settings import Settings
 
+from brandvote.routes import build_routes
+
 from helpers import (ANNOUNCE, BASE_URL, CLOSES, NOW, OPENS, PASSWORD, SLUG, STAFF_DOWNLOADS, FakeClock, copy_db,
-                    csrf_from, fill_path, login, open_campaign, staff_get_paths)
+                    csrf_from, fill_path, login, open_campaign, page_links, resolves, staff_get_paths)
 
 ROOT = Path(__file__).resolve().parents[1]
 VNU = ROOT / "tools" / "node_modules" / "vnu-jar" / "build" / "dist" / "vnu.jar"
@@ -170,3 +172,20 @@ def test_every_page_kind_was_checked_and_vnu_really_reports_errors(rendered, vnu
     assert set(vnu_errors) == set(rendered) | {CANARY}, set(vnu_errors) ^ (set(rendered) | {CANARY})
     canary = "\n".join(vnu_errors[CANARY])
     assert "alt" in canary and "Unclosed element" in canary, canary
+
+
+def test_every_link_and_form_action_on_every_page_kind_is_a_route(rendered):
+    """Links come from route names (path_for); this catches a path typed by hand or a route
+    renamed under a template: every "/…" href, src and action must be answered by the route
+    table with the method the page uses."""
+    routes = build_routes()
+    assert not resolves(routes, "GET", f"/c/{SLUG}/nope") and not resolves(routes, "GET", f"/c/{SLUG}/ballot")
+    checked, broken = set(), []
+    for name, html in sorted(rendered.items()):
+        for method, path in page_links(html):
+            checked.add((method, path))
+            if not resolves(routes, method, path):
+                broken.append(f"{name}: {method} {path}")
+    assert broken == [], "\n".join(broken)
+    assert {("POST", f"/c/{SLUG}/ballot"), ("GET", f"/c/{SLUG}/results"), ("GET", "/admin/campaigns"),
+            ("POST", f"/admin/campaigns/{SLUG}/announce")} <= checked, sorted(checked)
