@@ -286,3 +286,48 @@ class LedgerMismatch(BrandvoteError):
     status = 500
     code = "ledger_mismatch"
     message = "计票与账本不一致，已停止。请联系技术人员。"
+
+
+# ---------------------------------------------------------------- reviews (评审)
+
+def _listed(head: str, problems: dict[str, str]) -> str:
+    return head + "\n" + "\n".join(f"{field}：{text}" for field, text in problems.items())
+
+
+class InvalidReview(BrandvoteError):
+    """A review file that breaks a rule; nothing is changed. `problems` maps each field (a path
+    such as `criteria[0].weight`) to its first problem, so every one is reported at once."""
+
+    status = 400
+    code = "invalid_review"
+    message = "评审文件有误，未做任何修改。"
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed("评审文件有误，未做任何修改：", problems))
+
+
+class BadScore(BrandvoteError):
+    """A juror's marks that break the review's criteria; `problems` maps criterion key → problem,
+    so the score sheet can mark each field and a paper sheet's row can name each column."""
+
+    status = 422
+    code = "bad_score"
+    message = "评分不符合本评审的评分项，未保存。"
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed("评分不符合本评审的评分项，未保存：", problems))
+
+
+class BadDecision(BrandvoteError):
+    """The organizer's placement of cases in tiers that cannot stand (an unknown case or tier, no
+    reason, more cases than seats); `problems` maps the case or tier to its problem."""
+
+    status = 422
+    code = "bad_decision"
+    message = "评审决定有误，未做任何修改。"
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed("评审决定有误，未做任何修改：", problems))
