@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import SLUG, prepare_database  # noqa: E402
 
 from brandvote import ballots, campaigns, clock, db as dbmod  # noqa: E402
-from brandvote.writer import WAL_CHECKPOINT_PAGES  # noqa: E402
+from brandvote.db.writer import WAL_CHECKPOINT_PAGES  # noqa: E402
 
 
 def main() -> int:

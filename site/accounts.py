@@ -18,7 +18,8 @@ from zxcvbn import zxcvbn
 from . import audit, clock
 from .db import first, immediate
 from .errors import BadRole, BadUsername, NoSuchUser, SignInFailed, Throttled, UserExists, WeakPassword
-from .security import hash_password, new_csrf_secret, verify_password
+from .passwords import hash_password, verify_password
+from .security import new_csrf_secret
 
 ROLES = ("editor", "organizer", "admin")
 ROLE_LABELS = {"editor": "编辑", "organizer": "组织方", "admin": "管理员"}

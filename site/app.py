@@ -16,14 +16,16 @@ from starlette.requests import Request
 
 from . import clock, db as dbmod, qr
 from .accounts import ABSOLUTE_TIMEOUT
-from .pagecache import GZIP_MIN, CacheFront, PageCache
+from .web.pagecache import GZIP_MIN, CacheFront, PageCache
 from .routes import build_routes, vote
 from .routes.staff import STAFF_PREFIXES
 from .routes.errors import error_response, make_handlers
-from .security import SESSION_COOKIE, BodyLimit, OnlyUnder, SecurityHeaders, Tokens, derived_key
+from .security import SESSION_COOKIE, Tokens, derived_key
+from .web.middleware import BodyLimit, OnlyUnder, SecurityHeaders
 from .settings import Settings
-from .templating import add_paths, make_templates
-from .writer import Writer
+from .web.links import Links
+from .web.templating import add_links, make_templates
+from .db.writer import Writer
 
 
 THREADPOOL_SIZE = 16
@@ -54,7 +56,7 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow,
             max_entries=qr.CACHE_ENTRIES if settings.cache_pages else 0)
         try:
             yield {"store": store, "templates": templates, "settings": settings, "tokens": tokens,
-                   "writer": writer, "now": now, "page_cache": page_cache, "qr_codes": codes}
+                   "writer": writer, "now": now, "links": links, "page_cache": page_cache, "qr_codes": codes}
         finally:
             if page_cache is not None:
                 page_cache.close()
@@ -88,7 +90,8 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow,
         https=settings.https,
         refuse=render_refusal,
     )
-    add_paths(templates, app)
+    links = Links(settings.base_url, app.router)
+    add_links(templates, links)
     return app
 
 

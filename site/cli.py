@@ -43,7 +43,7 @@ def first_start(settings: Settings, out=None) -> None:
             if doc.get("campaigns"):
                 demo = doc["campaigns"][0]["slug"]
                 campaigns.schedule_demo(db, demo, now)
-                print(f"演示评选已开启：{settings.base_url}/c/{demo}", file=out)
+                print(f"演示评选已开启：{_links(settings).url('vote:ballot', slug=demo)}", file=out)
         admin = accounts.create_first_admin(db, now)
         if admin:
             print(f"管理员账号（仅显示这一次，请妥善保存）：用户名 {admin[0]}  密码 {admin[1]}", file=out)
@@ -190,18 +190,33 @@ def cmd_codes(args) -> int:
 
     codes = voter_codes.create_codes(db, camp["id"], args.count, clock.utcnow(), progress=progress_for("已生成"))
     with open(out, "w", newline="", encoding="utf-8") as fh:
-        spreadsheet.write_codes(fh, codes, settings.base_url)
+        spreadsheet.write_codes(fh, codes, _redeem_url(settings))
     print(f"已为“{camp['title']}”生成 {len(codes)} 个投票码：{out}")
     if slips is not None:
         from . import qr
-        from .templating import make_templates
+        from .web.templating import make_templates
 
         started = time.perf_counter()
         with open(slips, "w", encoding="utf-8") as fh:
-            sheets = qr.write_slips(make_templates(settings).env, settings, camp, codes, fh,
+            sheets = qr.write_slips(make_templates(settings).env, camp, codes, _redeem_url(settings), fh,
                                     progress=progress_for("已排版纸条"))
         print(f"投票码纸条：{slips}（{len(codes)} 张，{sheets} 页 A4，用时 {time.perf_counter() - started:.1f} 秒）")
     return 0
+
+
+def _links(settings: Settings):
+    """The route table without an app, for the links the command prints or writes."""
+    from starlette.routing import Router
+
+    from .routes import build_routes
+    from .web.links import Links
+
+    return Links(settings.base_url, Router(routes=build_routes()))
+
+
+def _redeem_url(settings: Settings):
+    links = _links(settings)
+    return lambda code: links.url("vote:redeem", code=code)
 
 
 def cmd_turnout(args) -> int:

@@ -230,10 +230,10 @@ def slip_svgs(urls: Iterable[str], *, width: str = "36mm", label: str | None = N
 SLIPS_PER_SHEET = 12  # 3 × 4 on A4 (see app.css, "poster and slips (print)")
 
 
-def write_slips(env, settings, campaign: dict, codes: list[str], out, progress=None) -> int:
+def write_slips(env, campaign: dict, codes: list[str], url_of, out, progress=None) -> int:
     """Voter-code slips as one standalone HTML file (streamed to the open text file `out`),
     rendered without a request: `env` is make_templates(settings).env. Returns the sheets."""
-    urls = (f"{settings.base_url}/v/{code}" for code in codes)
+    urls = (url_of(code) for code in codes)
     svgs = slip_svgs(urls, label="投票二维码")
 
     def sheets():

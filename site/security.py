@@ -1,4 +1,4 @@
-"""Signing and CSRF, client addresses, passwords, and the small ASGI guards every response passes.
+"""Signing and CSRF: one secret, one salt per purpose, and the two kinds of form token.
 
 One secret (settings.secret) signs everything, never bare: each purpose signs under its own
 salt, so a token minted for one purpose is refused by every other (a device cookie is not a
@@ -30,23 +30,17 @@ CSRF has one design with two kinds of token; see the CSRF section below.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import ipaddress
 import json
-import re
 import secrets
 from datetime import datetime, timezone
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadData, Serializer, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.signer import HMACAlgorithm, Signer as ItsSigner
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .addresses import network_of
 
 
 class TokenInvalid(Exception):
@@ -289,200 +283,6 @@ def cross_site(headers, base_url: str) -> bool:
     if host:
         own |= {f"http://{host}", f"https://{host}"}
     return origin.rstrip("/") not in own
-
-
-# ---------------------------------------------------------------- client addresses
-
-def client_address(scope: Scope, trusted_proxies: tuple[str, ...]) -> str:
-    """client_ip of an ASGI request: its TCP peer and every X-Forwarded-For line it holds.
-    The one way handlers get the address, so the ballot limit and the sign-in throttle
-    cannot read a different one (or only the first line)."""
-    client = scope.get("client")
-    return client_ip(client[0] if client else None, Headers(scope=scope).getlist("x-forwarded-for"),
-                     trusted_proxies)
-
-
-def client_ip(peer: str | None, forwarded_for, trusted_proxies: tuple[str, ...]) -> str:
-    """The peer address, unless the peer is a trusted proxy: then the right-most
-    X-Forwarded-For address that is not itself a trusted proxy.
-
-    `forwarded_for` is every header line in order (or one line). All lines count: a proxy
-    may add its own line rather than extend the client's, and a client can send any lines
-    it likes ahead of it, so only what is right of the client is believed. If the entry
-    where the client should be is not an address (junk, "unknown"), the request counts
-    as the peer's: a client never gets to pick an address of its own.
-    """
-    peer = peer or "unknown"
-    networks = _networks(tuple(trusted_proxies))
-    peer_ip = _address(peer)
-    if not networks or not forwarded_for or peer_ip is None or not _within(peer_ip, networks):
-        return peer
-    lines = [forwarded_for] if isinstance(forwarded_for, str) else forwarded_for
-    for hop in reversed([hop for line in lines for hop in line.split(",") if hop.strip()]):
-        ip = _address(hop)
-        if ip is None:
-            return peer
-        if not _within(ip, networks):
-            return str(ip)
-    return peer
-
-
-@functools.lru_cache(maxsize=8)
-def _networks(trusted_proxies: tuple[str, ...]) -> tuple:
-    """Trusted proxies as networks, parsed once: single addresses or CIDR (host bits allowed)."""
-    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies)
-
-
-def _within(ip, networks) -> bool:
-    return any(ip in net for net in networks)
-
-
-_WITH_PORT = re.compile(r"\[([^\]]+)\](?::\d{1,5})?|(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")
-
-
-def _address(entry: str):
-    """One X-Forwarded-For entry as an address (IPv4-mapped IPv6 as IPv4), or None.
-    Some proxies add the port: 203.0.113.7:4711, [2001:db8::1]:443."""
-    entry = entry.strip()
-    match = _WITH_PORT.fullmatch(entry)
-    if match:
-        entry = match.group(1) or match.group(2)
-    try:
-        ip = ipaddress.ip_address(entry)
-    except ValueError:
-        return None
-    return getattr(ip, "ipv4_mapped", None) or ip
-
-
-def network_of(address: str) -> str:
-    """The network one client counts as, for the ballot limit and the sign-in throttle.
-
-    IPv4: the address (carrier NAT already puts many people behind one). IPv6: its /64,
-    the block one phone gets on a mobile network, where it can take a new address for
-    every request. IPv4-mapped IPv6 (a dual-stack socket's peer): the IPv4 address.
-    Anything else (no peer, a test client's name): itself.
-    """
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 4:
-        return str(ip)
-    if ip.ipv4_mapped:
-        return str(ip.ipv4_mapped)
-    return str(ipaddress.IPv6Network((ip, 64), strict=False))
-
-
-# ---------------------------------------------------------------- passwords
-
-# argon2id with OWASP's minimum profile (m=19 MiB, t=2, p=1): still a slow, memory-hard KDF,
-# but a sign-in no longer lifts a worker's memory by the library default's 64 MiB.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-# ---------------------------------------------------------------- ASGI guards
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; object-src 'none'"
-)
-
-
-class SecurityHeaders:
-    """Adds the same security headers to every response, error pages included."""
-
-    def __init__(self, app: ASGIApp, https: bool = False):
-        self.app = app
-        self.headers = [
-            (b"content-security-policy", CSP.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"same-origin"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-        ]
-        if https:
-            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    h for h in self.headers if h[0] not in present
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class OnlyUnder:
-    """Runs a middleware for some path prefixes only; other requests skip it.
-
-    Used for the staff session: public pages never read or re-issue the staff cookie, and
-    the crowd's requests do not pay for parsing it.
-    """
-
-    def __init__(self, app: ASGIApp, middleware_class, prefixes: tuple[str, ...], **options):
-        self.plain = app
-        self.wrapped = middleware_class(app, **options)
-        self.prefixes = prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
-            await self.wrapped(scope, receive, send)
-        else:
-            await self.plain(scope, receive, send)
-
-
-class BodyLimit:
-    """Refuses bodies over the limit with the site's own Chinese 413.
-
-    Starlette's built-in max_body_size answers a declared oversize Content-Length with a
-    plain-text English 413 that replaces any handler's page, so we check here instead:
-    a declared length is refused before reading, a streamed body as soon as it passes
-    the limit (raised into the handler, rendered by the 413 exception handler).
-    """
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int, render_413):
-        self.app = app
-        self.limit = max_body_bytes
-        self.render_413 = render_413
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            response = self.render_413(scope)
-            return await response(scope, receive, send)
-        total = 0
-
-        async def limited_receive() -> Message:
-            nonlocal total
-            message = await receive()
-            if message["type"] == "http.request":
-                total += len(message.get("body", b""))
-                if total > self.limit:
-                    raise HTTPException(413)
-            return message
-
-        await self.app(scope, limited_receive, send)
 
 
 def json_dumps(value) -> str:

@@ -37,8 +37,8 @@ def writer(out, **kwargs) -> SafeWriter:
     return SafeWriter(out, **kwargs)
 
 
-def write_codes(out, codes: list[str], base_url: str) -> None:
+def write_codes(out, codes: list[str], url_of) -> None:
     """The voter codes a campaign's organizer prints or mails: code and its redeem URL."""
     w = writer(out, lineterminator="\r\n")
     w.writerow(["code", "url"])
-    w.writerows([code, f"{base_url}/v/{code}"] for code in codes)
+    w.writerows([code, url_of(code)] for code in codes)

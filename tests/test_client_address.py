@@ -15,7 +15,7 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from brandvote import accounts, security
+from brandvote import accounts, addresses
 from brandvote.app import create_app
 from brandvote.security import Tokens
 
@@ -91,7 +91,7 @@ def sign_in(c, username, password="wrong password!", headers=()):
     (None, ["198.51.100.1"], ("10.0.0.0/24",), "unknown"),
 ])
 def test_the_client_is_the_right_most_address_that_is_not_a_proxy(peer, lines, trusted, expected):
-    assert security.client_ip(peer, lines, trusted) == expected
+    assert addresses.client_ip(peer, lines, trusted) == expected
 
 
 @pytest.mark.parametrize("address, network", [
@@ -105,7 +105,7 @@ def test_the_client_is_the_right_most_address_that_is_not_a_proxy(peer, lines, t
     ("unknown", "unknown"),
 ])
 def test_addresses_are_counted_per_network(address, network):
-    assert security.network_of(address) == network
+    assert addresses.network_of(address) == network
 
 
 def test_the_network_key_is_the_same_across_one_64_and_differs_across_them():

@@ -4,6 +4,7 @@ import threading
 import pytest
 
 from brandvote import db as dbmod
+from brandvote.db.migrations import migrations
 
 EXPECTED_TABLES = {
     "_sqlite_migrations", "brands", "lists", "list_items", "campaigns", "candidates", "users", "audit_log",
@@ -19,7 +20,7 @@ def app_tables(db):
 def test_migrations_are_idempotent_and_create_exactly_the_expected_tables(tmp_path):
     path = tmp_path / "m.db"
     first = dbmod.migrate(path)
-    assert first == [m.name for m in dbmod.migrations._migrations]
+    assert first == [m.name for m in migrations._migrations]
     assert dbmod.migrate(path) == []
     db = dbmod.connect(path)
     assert app_tables(db) == EXPECTED_TABLES
@@ -56,7 +57,7 @@ def test_concurrent_migrators_apply_each_migration_once(tmp_path):
     assert errors == []
     db = dbmod.connect(path)
     rows = [r["name"] for r in db.query("select name from _sqlite_migrations")]
-    assert len(rows) == len(set(rows)) == len(dbmod.migrations._migrations)
+    assert len(rows) == len(set(rows)) == len(migrations._migrations)
 
 
 def test_immediate_rolls_back_on_error(empty_db):

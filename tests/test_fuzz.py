@@ -20,7 +20,8 @@ from bs4 import BeautifulSoup
 from hypothesis import HealthCheck, given, settings, strategies as st
 from starlette.testclient import TestClient
 
-from brandvote import ballots, campaigns, pagecache, seed
+from brandvote import ballots, campaigns, seed
+from brandvote.web import pagecache
 from brandvote.app import create_app
 from brandvote.db import immediate
 from brandvote.errors import InvalidCatalog

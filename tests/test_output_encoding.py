@@ -59,7 +59,7 @@ def test_names_from_editors_reach_the_results_csv_as_text(seeded_settings, db, c
 
 def test_the_voter_codes_csv_goes_through_the_same_writer():
     out = io.StringIO()
-    spreadsheet.write_codes(out, ["=1+1", "ABCD-EFGH"], "https://vote.example.org")
+    spreadsheet.write_codes(out, ["=1+1", "ABCD-EFGH"], lambda code: f"https://vote.example.org/v/{code}")
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert rows == [["code", "url"], ["'=1+1", "https://vote.example.org/v/=1+1"], ["ABCD-EFGH", "https://vote.example.org/v/ABCD-EFGH"]]
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from starlette.testclient import TestClient
 
 from brandvote import db as dbmod, seed
-from brandvote.pagecache import Fragments
+from brandvote.web.pagecache import Fragments
 from brandvote.app import create_app
 
 from helpers import NOW, SLUG, csrf_from, open_campaign, wait_until

@@ -13,7 +13,7 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from brandvote import pagecache
+from brandvote.web import pagecache
 from brandvote.app import create_app
 
 from helpers import NOW, FakeClock

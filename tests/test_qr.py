@@ -320,12 +320,13 @@ def test_slips_link_the_css_from_the_base_url_and_need_no_request(slips):
 
 
 def test_only_the_qr_svg_is_unescaped_on_slips(tmp_path, seeded_settings, codes_campaign, db):
-    from brandvote.templating import make_templates
+    from brandvote.web.templating import make_templates
 
     camp = {**codes_campaign, "title": "<b>标题</b>"}
     path = tmp_path / "s.html"
     with path.open("w", encoding="utf-8") as fh:
-        qr.write_slips(make_templates(seeded_settings).env, seeded_settings, camp, ["ABCD-EFGH"], fh)
+        qr.write_slips(make_templates(seeded_settings).env, camp, ["ABCD-EFGH"],
+                       lambda code: f"{seeded_settings.base_url}/v/{code}", fh)
     text = path.read_text(encoding="utf-8")
     assert "&lt;b&gt;标题&lt;/b&gt;" in text and "<b>" not in text and text.count("<svg") == 1
 

@@ -9,7 +9,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from brandvote import ballots, campaigns, db as dbmod, errors, voter_codes
-from brandvote.security import Tokens, TokenExpired, TokenInvalid, client_ip
+from brandvote.addresses import client_ip
+from brandvote.security import Tokens, TokenExpired, TokenInvalid
 
 from helpers import ANNOUNCE, CLOSES, NOW, OPENS, SLUG, open_campaign
 

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from brandvote import db as dbmod
-from brandvote.writer import Writer
+from brandvote.db.writer import Writer
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from ..templating import PACKAGE_DIR
+from ..web.templating import PACKAGE_DIR
 from . import api, catalog, editor, organizer, qr, results, staff, system, vote
 
 

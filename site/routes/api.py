@@ -8,8 +8,8 @@ from starlette.routing import Route
 
 from .. import campaigns, catalog, tally
 from ..errors import BadQuery
-from ..openapi import openapi_document
-from ..pagecache import cached_page
+from ..web.openapi import openapi_document
+from ..web.pagecache import cached_page
 from .catalog import SEARCH_PARAMS
 
 
@@ -21,16 +21,16 @@ class ChineseJSON(JSONResponse):
         return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-def brand_json(brand: dict, base_url: str) -> dict:
+def brand_json(brand: dict, links) -> dict:
     out = {k: brand[k] for k in ("slug", "name", "kind", "kind_label", "organizer", "region",
                                  "district", "year_founded", "figures", "tags", "summary", "sources")}
-    out["url"] = f"{base_url}/brands/{brand['slug']}"
+    out["url"] = links.url("catalog:brand", slug=brand["slug"])
     if "lists" in brand:
         out["lists"] = [{"slug": item["slug"], "title": item["title"]} for item in brand["lists"]]
     return out
 
 
-def campaign_json(db, camp: dict, now, base_url: str, with_candidates: bool) -> dict:
+def campaign_json(db, camp: dict, now, links, with_candidates: bool) -> dict:
     out = {
         "slug": camp["slug"],
         "title": camp["title"],
@@ -43,7 +43,7 @@ def campaign_json(db, camp: dict, now, base_url: str, with_candidates: bool) -> 
         "opens_at": camp["opens_at"],
         "closes_at": camp["closes_at"],
         "announce_at": camp["announce_at"],
-        "url": f"{base_url}/c/{camp['slug']}",
+        "url": links.url("vote:ballot", slug=camp["slug"]),
     }
     if with_candidates:
         out["candidates"] = [
@@ -74,10 +74,10 @@ def brands(request: Request):
     db = request.state.store.db()
     filters = strict_filters(request.query_params)
     page = catalog.search_brands(db, filters, request.state.settings.page_size)
-    base = request.state.settings.base_url
+    links = request.state.links
     return ChineseJSON({
         "total": page.total, "page": page.page, "pages": page.pages, "page_size": page.page_size,
-        "items": [brand_json(b, base) for b in page.items],
+        "items": [brand_json(b, links) for b in page.items],
     })
 
 
@@ -85,7 +85,7 @@ def brands(request: Request):
 def brand(request: Request):
     db = request.state.store.db()
     entry = catalog.brand_by_slug(db, request.path_params["slug"])
-    return ChineseJSON(brand_json(entry, request.state.settings.base_url))
+    return ChineseJSON(brand_json(entry, request.state.links))
 
 
 @cached_page
@@ -101,10 +101,10 @@ def lists(request: Request):
 def list_detail(request: Request):
     db = request.state.store.db()
     item = catalog.list_by_slug(db, request.path_params["slug"])
-    base = request.state.settings.base_url
+    links = request.state.links
     return ChineseJSON({
         "slug": item["slug"], "title": item["title"], "description": item["description"],
-        "sources": item["sources"], "items": [brand_json(b, base) for b in item["items"]],
+        "sources": item["sources"], "items": [brand_json(b, links) for b in item["items"]],
     })
 
 
@@ -112,9 +112,9 @@ def list_detail(request: Request):
 def campaign_list(request: Request):
     db = request.state.store.db()
     now = request.state.now()
-    base = request.state.settings.base_url
+    links = request.state.links
     return ChineseJSON({"items": [
-        campaign_json(db, c, now, base, with_candidates=False)
+        campaign_json(db, c, now, links, with_candidates=False)
         for c in tally.public_campaigns(db, now)
     ]})
 
@@ -124,7 +124,7 @@ def campaign(request: Request):
     db = request.state.store.db()
     now = request.state.now()
     camp = tally.public_campaign(db, request.path_params["slug"], now)
-    return ChineseJSON(campaign_json(db, camp, now, request.state.settings.base_url, with_candidates=True))
+    return ChineseJSON(campaign_json(db, camp, now, request.state.links, with_candidates=True))
 
 
 def openapi(request: Request):

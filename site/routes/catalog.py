@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from .. import catalog, tally
-from ..pagecache import cached_page
+from ..web.pagecache import cached_page
 
 
 def _db(request: Request):
@@ -54,7 +54,7 @@ def brands(request: Request):
 def brand(request: Request):
     db = _db(request)
     entry = catalog.brand_by_slug(db, request.path_params["slug"])
-    share_url = f"{request.state.settings.base_url}/brands/{entry['slug']}"
+    share_url = request.state.links.url("catalog:brand", slug=entry["slug"])
     return request.state.templates.TemplateResponse(request, "catalog/brand.html", {
         "brand": entry, "share_url": share_url,
     })
@@ -76,9 +76,9 @@ def lists_index(request: Request):
 
 
 routes = [
-    Route("/", home, name="home"),
-    Route("/brands", brands, name="brands"),
-    Route("/brands/{slug}", brand, name="brand"),
-    Route("/lists", lists_index, name="lists"),
-    Route("/lists/{slug}", list_page, name="list"),
+    Route("/", home, name="catalog:home"),
+    Route("/brands", brands, name="catalog:brands"),
+    Route("/brands/{slug}", brand, name="catalog:brand"),
+    Route("/lists", lists_index, name="catalog:lists"),
+    Route("/lists/{slug}", list_page, name="catalog:list"),
 ]

@@ -58,7 +58,7 @@ def _save(request: Request, existing_slug: str | None) -> Response:
     except InvalidBrand as exc:
         return _edit_page(request, values, creating=creating, errors=exc.errors, status_code=422,
                           message=exc.message)
-    return RedirectResponse(f"{request.app.url_path_for('admin_brand_edit', slug=saved['slug'])}?saved=1", **SEE_OTHER)
+    return RedirectResponse(f"{request.app.url_path_for('editor:edit_form', slug=saved['slug'])}?saved=1", **SEE_OTHER)
 
 
 @requires("editor")
@@ -84,7 +84,7 @@ def publish(request: Request):
     db, now, actor = _ctx(request)
     slug = request.path_params["slug"]
     editing.set_published(db, slug, request.state.form.get("published") == "1", now, actor)
-    return RedirectResponse(f"{request.app.url_path_for('admin_brand_edit', slug=slug)}?saved=1", **SEE_OTHER)
+    return RedirectResponse(f"{request.app.url_path_for('editor:edit_form', slug=slug)}?saved=1", **SEE_OTHER)
 
 
 @requires("editor")
@@ -104,7 +104,7 @@ def delete(request: Request):
         editing.delete_brand(db, slug, now, actor)
     except BrandvoteError as exc:
         return render(request, "admin/brands/delete.html", {"brand": brand, "message": exc.message}, exc.status)
-    return RedirectResponse(f"{request.app.url_path_for('admin_brands')}?deleted={slug}", **SEE_OTHER)
+    return RedirectResponse(f"{request.app.url_path_for('editor:brands')}?deleted={slug}", **SEE_OTHER)
 
 
 @requires("editor")
@@ -123,7 +123,7 @@ def restore(request: Request):
     if not rev.isdigit():
         raise NotFound("没有找到这个版本。")
     editing.restore_revision(db, request.path_params["slug"], int(rev), now, actor)
-    history_path = request.app.url_path_for("admin_brand_history", slug=request.path_params["slug"])
+    history_path = request.app.url_path_for("editor:history", slug=request.path_params["slug"])
     return RedirectResponse(f"{history_path}?restored={rev}", **SEE_OTHER)
 
 
@@ -182,18 +182,18 @@ def export(request: Request):
 
 
 routes = [
-    Route("/admin/brands", index, name="admin_brands"),
-    Route("/admin/brands/new", new_form, methods=["GET"], name="admin_brand_new"),
-    Route("/admin/brands/new", new_post, methods=["POST"], name="admin_brand_create"),
-    Route("/admin/brands/{slug}/edit", edit_form, methods=["GET"], name="admin_brand_edit"),
-    Route("/admin/brands/{slug}/edit", edit_post, methods=["POST"], name="admin_brand_save"),
-    Route("/admin/brands/{slug}/publish", publish, methods=["POST"], name="admin_brand_publish"),
-    Route("/admin/brands/{slug}/delete", delete_confirm, methods=["GET"], name="admin_brand_delete_confirm"),
-    Route("/admin/brands/{slug}/delete", delete, methods=["POST"], name="admin_brand_delete"),
-    Route("/admin/brands/{slug}/history", history, name="admin_brand_history"),
-    Route("/admin/brands/{slug}/restore/{rev}", restore, methods=["POST"], name="admin_brand_restore"),
-    Route("/admin/import", import_form, methods=["GET"], name="admin_import"),
-    Route("/admin/import", import_upload, methods=["POST"], name="admin_import_upload"),
-    Route("/admin/import/{import_id}/apply", import_apply, methods=["POST"], name="admin_import_apply"),
-    Route("/admin/export", export, name="admin_export"),
+    Route("/admin/brands", index, name="editor:brands"),
+    Route("/admin/brands/new", new_form, methods=["GET"], name="editor:new"),
+    Route("/admin/brands/new", new_post, methods=["POST"], name="editor:create"),
+    Route("/admin/brands/{slug}/edit", edit_form, methods=["GET"], name="editor:edit_form"),
+    Route("/admin/brands/{slug}/edit", edit_post, methods=["POST"], name="editor:save"),
+    Route("/admin/brands/{slug}/publish", publish, methods=["POST"], name="editor:publish"),
+    Route("/admin/brands/{slug}/delete", delete_confirm, methods=["GET"], name="editor:delete_confirm"),
+    Route("/admin/brands/{slug}/delete", delete, methods=["POST"], name="editor:delete"),
+    Route("/admin/brands/{slug}/history", history, name="editor:history"),
+    Route("/admin/brands/{slug}/restore/{rev}", restore, methods=["POST"], name="editor:restore"),
+    Route("/admin/import", import_form, methods=["GET"], name="editor:import_form"),
+    Route("/admin/import", import_upload, methods=["POST"], name="editor:import_upload"),
+    Route("/admin/import/{import_id}/apply", import_apply, methods=["POST"], name="editor:import_apply"),
+    Route("/admin/export", export, name="editor:export"),
 ]

@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import audit, ballots, campaigns, catalog, clock, forms, qr, spreadsheet, tally, voter_codes
+from .. import audit, ballots, campaigns, catalog, clock, qr, spreadsheet, tally, voter_codes
 from ..db import immediate
 from ..errors import BrandvoteError, SlugTaken, TieUndecided
+from ..web import forms
 from .staff import NO_STORE, render, requires, staff_form
 
 MAX_CODES, MAX_SLIPS = 100_000, 10_000
@@ -133,7 +134,7 @@ def _save(request: Request, form, creating: bool) -> Response:
     except BrandvoteError as exc:
         return _form_page(request, data, creating=creating, status=exc.status, q=q, camp=old, message=exc.message)
     done = "created" if creating else "saved"
-    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done={done}",
+    return RedirectResponse(f"{request.app.url_path_for('organizer:show', slug=camp['slug'])}?done={done}",
                             status_code=303, headers=NO_STORE)
 
 
@@ -172,7 +173,7 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
         "message": message or done, "error": error, "confirm": confirm,
         "confirm_text": CONFIRM_TEXT.get(confirm or "", ""),
         "channel": channel if channel and not channel_error else "", "channel_input": channel[:40],
-        "channel_error": channel_error, "base_url": request.state.settings.base_url,
+        "channel_error": channel_error,
         "electorates": forms.ELECTORATES, "max_codes": MAX_CODES, "max_slips": MAX_SLIPS,
     }, status)
 
@@ -226,7 +227,7 @@ def _set_state(request: Request, form) -> Response:
                                 actor=_actor(request))
     except BrandvoteError as exc:
         return _failed(request, exc)
-    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done={action}",
+    return RedirectResponse(f"{request.app.url_path_for('organizer:show', slug=camp['slug'])}?done={action}",
                             status_code=303, headers=NO_STORE)
 
 
@@ -264,16 +265,20 @@ def _codes(request: Request, form) -> Response:
     return _codes_download(request, camp, codes, fmt, now)
 
 
+def _redeem_url(request: Request):
+    return lambda code: request.state.links.url("vote:redeem", code=code)
+
+
 def _codes_download(request: Request, camp: dict, codes: list[str], fmt: str, now) -> Response:
     """The codes as printable A4 slips or as a CSV, named by campaign and time; never cached."""
     stamp = now.astimezone(clock.LOCAL).strftime("%Y%m%d-%H%M%S")
     if fmt == "slips":
         out = io.StringIO()
-        qr.write_slips(request.state.templates.env, request.state.settings, camp, codes, out)
+        qr.write_slips(request.state.templates.env, camp, codes, _redeem_url(request), out)
         return Response(out.getvalue(), media_type="text/html; charset=utf-8", headers={
             **NO_STORE, "Content-Disposition": f'attachment; filename="{camp["slug"]}-slips-{stamp}.html"'})
     out = io.StringIO()
-    spreadsheet.write_codes(out, codes, request.state.settings.base_url)
+    spreadsheet.write_codes(out, codes, _redeem_url(request))
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
         **NO_STORE, "Content-Disposition": f'attachment; filename="{camp["slug"]}-codes-{stamp}.csv"'})
 
@@ -296,7 +301,7 @@ def _tie(request: Request, form) -> Response:
         tally.decide_tie(db, camp, chosen, now, actor=_actor(request))
     except BrandvoteError as exc:
         return _failed(request, exc, chosen=chosen)
-    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done=tie#tally",
+    return RedirectResponse(f"{request.app.url_path_for('organizer:show', slug=camp['slug'])}?done=tie#tally",
                             status_code=303, headers=NO_STORE)
 
 
@@ -317,7 +322,7 @@ def _announce(request: Request, form) -> Response:
         return _failed(request, TieUndecided(exc.tied, "入选名额边界有并列尚未决定，请先在下方“决定并列”中选出入选项目。"))
     except BrandvoteError as exc:
         return _failed(request, exc)
-    return RedirectResponse(f"{request.app.url_path_for('campaign_admin', slug=camp['slug'])}?done=announce",
+    return RedirectResponse(f"{request.app.url_path_for('organizer:show', slug=camp['slug'])}?done=announce",
                             status_code=303, headers=NO_STORE)
 
 
@@ -328,14 +333,14 @@ async def announce(request: Request):
 
 
 routes = [
-    Route("/admin/campaigns", campaign_list, methods=["GET"], name="campaigns"),
-    Route("/admin/campaigns/new", new_form, methods=["GET"], name="campaign_new"),
-    Route("/admin/campaigns/new", create, methods=["POST"], name="campaign_create"),
-    Route("/admin/campaigns/{slug}", show, methods=["GET"], name="campaign_admin"),
-    Route("/admin/campaigns/{slug}/edit", edit_form, methods=["GET"], name="campaign_edit_form"),
-    Route("/admin/campaigns/{slug}/edit", edit, methods=["POST"], name="campaign_edit"),
-    Route("/admin/campaigns/{slug}/state", set_state, methods=["POST"], name="campaign_state"),
-    Route("/admin/campaigns/{slug}/codes", codes, methods=["POST"], name="campaign_codes"),
-    Route("/admin/campaigns/{slug}/tie", decide_tie, methods=["POST"], name="campaign_tie"),
-    Route("/admin/campaigns/{slug}/announce", announce, methods=["POST"], name="campaign_announce"),
+    Route("/admin/campaigns", campaign_list, methods=["GET"], name="organizer:list"),
+    Route("/admin/campaigns/new", new_form, methods=["GET"], name="organizer:new"),
+    Route("/admin/campaigns/new", create, methods=["POST"], name="organizer:create"),
+    Route("/admin/campaigns/{slug}", show, methods=["GET"], name="organizer:show"),
+    Route("/admin/campaigns/{slug}/edit", edit_form, methods=["GET"], name="organizer:edit_form"),
+    Route("/admin/campaigns/{slug}/edit", edit, methods=["POST"], name="organizer:edit"),
+    Route("/admin/campaigns/{slug}/state", set_state, methods=["POST"], name="organizer:state"),
+    Route("/admin/campaigns/{slug}/codes", codes, methods=["POST"], name="organizer:codes"),
+    Route("/admin/campaigns/{slug}/tie", decide_tie, methods=["POST"], name="organizer:tie"),
+    Route("/admin/campaigns/{slug}/announce", announce, methods=["POST"], name="organizer:announce"),
 ]

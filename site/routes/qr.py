@@ -1,6 +1,6 @@
 """QR codes for campaigns (per channel) and entries, and the printable A4 poster.
 
-Every encoded URL is built from settings.base_url, never from the request's Host header.
+Every encoded URL comes from links.url (settings.base_url), never from the request's Host header.
 Size and channel are checked before anything is rendered; images come from the worker's
 qr.Codes (cached, one render at a time) and are also kept by the page cache, keyed on
 `ch` and `size` alone.
@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from .. import campaigns, catalog, qr
 from ..errors import BadChannel, QrBusy
-from ..pagecache import cached_page, etag_matches
+from ..web.pagecache import cached_page, etag_matches
 from .common import public_campaign
 
 CACHE_HEADERS = {"Cache-Control": "public, max-age=86400"}
@@ -33,7 +33,7 @@ def parse_channel(request: Request) -> str | None:
 
 
 def campaign_url(request: Request, slug: str, channel: str | None) -> str:
-    url = f"{request.state.settings.base_url}/c/{slug}"
+    url = request.state.links.url("vote:ballot", slug=slug)
     return f"{url}?ch={channel}" if channel else url
 
 
@@ -64,7 +64,7 @@ async def brand_code(request: Request) -> Response:
     size = qr.parse_size(request.query_params.get("size"), "svg")
     slug = request.path_params["slug"]
     brand = await run_in_threadpool(lambda: catalog.brand_by_slug(request.state.store.db(), slug))
-    return await image_response(request, f"{request.state.settings.base_url}/brands/{brand['slug']}", "svg", size)
+    return await image_response(request, request.state.links.url("catalog:brand", slug=brand["slug"]), "svg", size)
 
 
 def common_organizer(candidates: list[dict]) -> str | None:
@@ -95,8 +95,8 @@ def poster(request: Request) -> Response:
 
 
 routes = [
-    Route("/c/{slug}/qr.svg", campaign_code("svg"), name="campaign_qr_svg"),
-    Route("/c/{slug}/qr.png", campaign_code("png"), name="campaign_qr_png"),
-    Route("/c/{slug}/poster", poster, name="poster"),
-    Route("/brands/{slug}/qr.svg", brand_code, name="brand_qr_svg"),
+    Route("/c/{slug}/qr.svg", campaign_code("svg"), name="qr:campaign_svg"),
+    Route("/c/{slug}/qr.png", campaign_code("png"), name="qr:campaign_png"),
+    Route("/c/{slug}/poster", poster, name="qr:poster"),
+    Route("/brands/{slug}/qr.svg", brand_code, name="qr:brand_svg"),
 ]

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from .. import db as dbmod, tally
 from ..errors import NotAnnounced
-from ..pagecache import cached_page
+from ..web.pagecache import cached_page
 from .api import ChineseJSON
 from .common import NO_STORE, public_campaign
 
@@ -91,9 +91,9 @@ def api_results(request: Request):
 
 
 routes = [
-    Route("/c/{slug}/results", results_page, name="results"),
-    Route("/c/{slug}/results.csv", results_csv, name="results_csv"),
-    Route("/c/{slug}/results.json", results_json, name="results_json"),
-    Route("/c/{slug}/ledger.csv", ledger_csv, name="ledger"),
+    Route("/c/{slug}/results", results_page, name="results:page"),
+    Route("/c/{slug}/results.csv", results_csv, name="results:csv"),
+    Route("/c/{slug}/results.json", results_json, name="results:json"),
+    Route("/c/{slug}/ledger.csv", ledger_csv, name="results:ledger"),
 ]
 api_routes = [Route("/campaigns/{slug}/results", api_results, name="campaign_results")]

@@ -18,7 +18,8 @@ from starlette.routing import Route
 from .. import accounts, audit
 from ..db import immediate
 from ..errors import BrandvoteError, CannotDisableSelf, NoSuchUser, SignInFailed, Throttled, UnknownAction
-from ..security import client_address, cross_site, new_csrf_secret, same_secret
+from ..addresses import client_address
+from ..security import cross_site, new_csrf_secret, same_secret
 from .errors import error_response
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -46,7 +47,7 @@ def requires(*roles: str):
             user = await run_in_threadpool(current_user, request)
             if user is None:
                 if request.method == "GET":
-                    return RedirectResponse(f"{request.app.url_path_for('login')}?next={request.url.path}",
+                    return RedirectResponse(f"{request.app.url_path_for('staff:login')}?next={request.url.path}",
                                             status_code=303, headers=NO_STORE)
                 return error_response(request.state.templates, request, 403, "请先登录。")
             if user["role"] != "admin" and user["role"] not in roles:
@@ -150,7 +151,7 @@ def logout(request: Request):
     accounts.end_session(request.state.store.db(), request.state.user["session_id"], request.state.now(),
                          actor=request.state.user["username"])
     request.session.clear()
-    return RedirectResponse(request.app.url_path_for("login"), status_code=303, headers=NO_STORE)
+    return RedirectResponse(request.app.url_path_for("staff:login"), status_code=303, headers=NO_STORE)
 
 
 # ---------------------------------------------------------------- dashboard, users, audit
@@ -209,12 +210,12 @@ def audit_log(request: Request):
 
 
 routes = [
-    Route("/login", login_page, methods=["GET"], name="login"),
-    Route("/login", login, methods=["POST"], name="login_post"),
-    Route("/logout", logout_page, methods=["GET"], name="logout_page"),
-    Route("/logout", logout, methods=["POST"], name="logout"),
-    Route("/admin", dashboard, name="admin"),
-    Route("/admin/users", users, methods=["GET"], name="users"),
-    Route("/admin/users", users_post, methods=["POST"], name="users_post"),
-    Route("/admin/audit", audit_log, name="audit"),
+    Route("/login", login_page, methods=["GET"], name="staff:login"),
+    Route("/login", login, methods=["POST"], name="staff:login_post"),
+    Route("/logout", logout_page, methods=["GET"], name="staff:logout_page"),
+    Route("/logout", logout, methods=["POST"], name="staff:logout"),
+    Route("/admin", dashboard, name="staff:dashboard"),
+    Route("/admin/users", users, methods=["GET"], name="staff:users"),
+    Route("/admin/users", users_post, methods=["POST"], name="staff:users_post"),
+    Route("/admin/audit", audit_log, name="staff:audit"),
 ]

@@ -17,4 +17,4 @@ def healthz(request: Request):
                         status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
-routes = [Route("/healthz", healthz, name="healthz")]
+routes = [Route("/healthz", healthz, name="system:healthz")]

@@ -14,10 +14,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .. import ballots, campaigns, voter_codes
-from ..errors import AlreadyVoted, BallotRejected, NotFound, NotOpen, RateLimited
-from ..pagecache import Fragments
-from ..security import (CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, TokenTooFast, client_address,
-                        cross_site)
+from ..addresses import client_address
+from ..errors import (AlreadyVoted, BadBallotForm, BadChoiceFormat, BrandvoteError, CrossSiteBallot, FormExpired,
+                      FormInvalid, FormTooFast, NotFound, RateLimited, VoterUnknown, WriterBusy)
+from ..security import CODE_COOKIE, DEVICE_COOKIE, TokenExpired, TokenInvalid, TokenTooFast, cross_site
+from ..web.pagecache import Fragments
 from .common import NO_STORE, public_campaign
 from .results import receipt_lookup
 
@@ -231,77 +232,87 @@ def render_ballot_html(request: Request, camp: dict, token: str) -> str:
 async def submit(request: Request):
     """Parse and check on the event loop, store through the writer; every refusal is rendered
     (in the threadpool) with the voter's ticks kept."""
-    cache = request.state.page_cache
-    if cache is not None:
-        cache.key(request)
-        camp = cache.campaign(request.path_params["slug"])
-        if camp is None or campaigns.status(camp, request.state.now()) == "draft":
-            raise NotFound("没有找到这个评选。")
-    else:
-        camp = await run_in_threadpool(public_campaign, request)
+    camp = await _campaign_to_post_to(request)
     voter = Voter(request, camp)
     choices: list = []
-
-    async def refuse(message: str, status_code: int, headers: dict | None = None) -> Response:
-        def render():
-            known = campaigns.candidate_names(request.state.store.db(), camp["id"])
-            kept = [c for c in choices if isinstance(c, str) and c in known]
-            return render_ballot(request, camp, voter, selected=kept, message=message, status_code=status_code)
-
-        response = await run_in_threadpool(render)
-        response.headers.update(headers or {})
-        return response
-
     try:
-        form = await ballot_form(request)
+        form = await _read_form(request)
+        choices = list(form.getlist("choice"))
+        ballot = _ballot_request(request, camp, voter, form, choices)
+        await request.state.writer.submit_together(ballots.cast_ballots, ballot)
+    except AlreadyVoted as exc:
+        return await run_in_threadpool(_already_voted, request, camp, voter, exc.message)
+    except sqlite3.OperationalError:
+        return await _refuse(request, camp, voter, choices, WriterBusy())
+    except BrandvoteError as exc:
+        return await _refuse(request, camp, voter, choices, exc)
+    return RedirectResponse(request.app.url_path_for("vote:receipt", slug=camp["slug"]), status_code=303,
+                            headers=NO_STORE)
+
+
+async def _campaign_to_post_to(request: Request) -> dict:
+    cache = request.state.page_cache
+    if cache is None:
+        return await run_in_threadpool(public_campaign, request)
+    cache.key(request)
+    camp = cache.campaign(request.path_params["slug"])
+    if camp is None or campaigns.status(camp, request.state.now()) == "draft":
+        raise NotFound("没有找到这个评选。")
+    return camp
+
+
+async def _read_form(request: Request) -> FormData:
+    try:
+        return await ballot_form(request)
     except HTTPException as exc:
         if exc.status_code == 413:  # the body limit, hit while streaming
             raise
-        return await refuse("提交的表单格式有误，请重新选择后提交。", 400)
-    except Exception:  # too many fields, a file, a part too large
-        return await refuse("提交的表单格式有误，请重新选择后提交。", 400)
-    choices = list(form.getlist("choice"))
-    if not all(isinstance(c, str) and len(c) <= 80 for c in choices):
-        return await refuse("提交的选项格式有误。", 422)
-    now = request.state.now()
-    if cross_site(request.headers, request.state.settings.base_url):
-        return await refuse("这次提交来自其他网站，未被接受。请在本站的投票页面上投票。", 403)
-    if voter.key is None:
-        return await refuse("本评选需凭投票码参加，请扫描您收到的投票码。" if camp["electorate"] == "codes"
-                            else "无法识别您的设备，请允许浏览器保存 Cookie 后刷新页面再投票。", 403)
-    try:
-        token = request.state.tokens.check_csrf(form.get("csrf_token"), voter.key, camp["id"], now)
-    except TokenExpired:
-        return await refuse("页面打开太久已过期，您的选择已保留，请再次提交。", 403)
-    except TokenTooFast:
-        return await refuse("提交过快，请确认选择后再提交。", 403)
-    except TokenInvalid:
-        return await refuse("表单校验失败（可能来自其他网站或页面已失效），您的选择已保留，请再次提交。", 403)
+        raise BadBallotForm() from exc
+    except Exception as exc:  # too many fields, a file, a part too large
+        raise BadBallotForm() from exc
 
-    settings = request.state.settings
+
+def _ballot_request(request: Request, camp: dict, voter: Voter, form: FormData,
+                    choices: list) -> ballots.BallotRequest:
+    """The checks that need the request (its form, origin, cookies and address), in the order
+    a voter's mistake is most likely to be the reason; the ballot rules come after, in the writer."""
+    if not all(isinstance(c, str) and len(c) <= 80 for c in choices):
+        raise BadChoiceFormat()
+    settings, tokens, now = request.state.settings, request.state.tokens, request.state.now()
+    if cross_site(request.headers, settings.base_url):
+        raise CrossSiteBallot()
+    if voter.key is None:
+        raise VoterUnknown("本评选需凭投票码参加，请扫描您收到的投票码。" if camp["electorate"] == "codes" else None)
+    try:
+        token = tokens.check_csrf(form.get("csrf_token"), voter.key, camp["id"], now)
+    except TokenExpired as exc:
+        raise FormExpired() from exc
+    except TokenTooFast as exc:
+        raise FormTooFast() from exc
+    except TokenInvalid as exc:
+        raise FormInvalid() from exc
     ip_key = None
     if settings.ip_limit or camp["ip_limit"]:
-        ip_key = request.state.tokens.ip_key(client_address(request.scope, settings.trusted_proxies))
+        ip_key = tokens.ip_key(client_address(request.scope, settings.trusted_proxies))
+    return ballots.BallotRequest(camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
+                                 ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
 
-    ballot = ballots.BallotRequest(camp["id"], voter.key, choices, now, channel=token.get("ch"), ip_key=ip_key,
-                                  ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
-    try:
-        await request.state.writer.submit_together(ballots.cast_ballots, ballot)
-    except AlreadyVoted as exc:
-        message = exc.message  # `exc` is unbound once the except block ends
 
-        def receipt_page():
-            existing = ballots.ballot_of(request.state.store.db(), camp["id"], voter.key)
-            return render_receipt(request, camp, existing, message=message, status_code=409)
+async def _refuse(request: Request, camp: dict, voter: Voter, choices: list, exc: BrandvoteError) -> Response:
+    def render():
+        known = campaigns.candidate_names(request.state.store.db(), camp["id"])
+        kept = [c for c in choices if isinstance(c, str) and c in known]
+        return render_ballot(request, camp, voter, selected=kept, message=exc.message, status_code=exc.status)
 
-        return await run_in_threadpool(receipt_page)
-    except RateLimited as exc:
-        return await refuse(exc.message, 429, {"Retry-After": str(exc.retry_after)})
-    except (BallotRejected, NotOpen) as exc:
-        return await refuse(exc.message, exc.status)
-    except sqlite3.OperationalError:
-        return await refuse("投票人数较多，服务器繁忙，您的选票未保存，请稍后再次提交。", 503)
-    return RedirectResponse(request.app.url_path_for("receipt", slug=camp["slug"]), status_code=303, headers=NO_STORE)
+    response = await run_in_threadpool(render)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _already_voted(request: Request, camp: dict, voter: Voter, message: str) -> Response:
+    existing = ballots.ballot_of(request.state.store.db(), camp["id"], voter.key)
+    return render_receipt(request, camp, existing, message=message, status_code=409)
 
 
 def receipt(request: Request):
@@ -311,7 +322,7 @@ def receipt(request: Request):
     voter = Voter(request, camp)
     ballot = ballots.ballot_of(request.state.store.db(), camp["id"], voter.key) if voter.key else None
     if ballot is None:
-        ballot_path = request.app.url_path_for("ballot", slug=camp["slug"])
+        ballot_path = request.app.url_path_for("vote:ballot", slug=camp["slug"])
         return voter.attach(RedirectResponse(ballot_path, status_code=303, headers=NO_STORE), request)
     return render_receipt(request, camp, ballot)
 
@@ -320,7 +331,7 @@ def redeem_code(request: Request):
     """/v/{code}: swap the code in the URL for a signed cookie, then go to the clean URL,
     so the code does not stay in history or leak through Referer."""
     camp = voter_codes.code_campaign(request.state.store.db(), request.path_params["code"])
-    response = RedirectResponse(request.app.url_path_for("ballot", slug=camp["slug"]), status_code=303,
+    response = RedirectResponse(request.app.url_path_for("vote:ballot", slug=camp["slug"]), status_code=303,
                                 headers={**NO_STORE, "Referrer-Policy": "no-referrer"})
     response.set_cookie(CODE_COOKIE, request.state.tokens.code_cookie(camp["id"], camp["code_hash"]),
                         max_age=30 * 86400, httponly=True, samesite="lax",
@@ -329,8 +340,8 @@ def redeem_code(request: Request):
 
 
 routes = [
-    Route("/c/{slug}", ballot_page, name="ballot"),
-    Route("/c/{slug}/ballot", submit, methods=["POST"], name="submit"),
-    Route("/c/{slug}/receipt", receipt, name="receipt"),
-    Route("/v/{code}", redeem_code, name="redeem"),
+    Route("/c/{slug}", ballot_page, name="vote:ballot"),
+    Route("/c/{slug}/ballot", submit, methods=["POST"], name="vote:submit"),
+    Route("/c/{slug}/receipt", receipt, name="vote:receipt"),
+    Route("/v/{code}", redeem_code, name="vote:redeem"),
 ]

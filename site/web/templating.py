@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import jinja2
 from starlette.templating import Jinja2Templates
 
-from . import clock
-from .campaigns import STATUS_LABELS
+from .. import clock
+from ..campaigns import STATUS_LABELS
 
 PACKAGE_DIR = Path(str(resources.files("brandvote")))
 
@@ -46,9 +46,8 @@ def make_templates(settings) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def add_paths(templates: Jinja2Templates, router) -> None:
-    """`path_for(name, **params)` in every template: a path from the route table, never an
-    absolute URL. Pages are cached across requests and some are rendered outside one, so a
-    link must not carry the Host header of whichever client came first; printed and encoded
-    links put settings.base_url in front themselves."""
-    templates.env.globals["path_for"] = lambda name, /, **params: str(router.url_path_for(name, **params))
+def add_links(templates: Jinja2Templates, links) -> None:
+    """`path_for(name, **params)` in every template for the site's own links, `site_url(…)`
+    for a URL that is printed or shared (see links.py: never the request's Host)."""
+    templates.env.globals["path_for"] = links.path
+    templates.env.globals["site_url"] = links.url

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from . import campaigns, catalog, clock
+from .. import campaigns, catalog, clock
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 INT_RE = re.compile(r"^[0-9]{1,7}$")

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from . import db as dbmod
+from .connection import connect
 
 MAX_BATCH = 64
 WAL_CHECKPOINT_PAGES = 4000
@@ -61,7 +61,7 @@ class Writer:
         return await future
 
     def _run(self) -> None:
-        db = dbmod.connect(self.db_path)
+        db = connect(self.db_path)
         # Checkpoint every 4000 WAL pages (16 MB), not SQLite's 1000: ballots dirty the same
         # index pages over and over, and each checkpoint copies them back once. A commit costs
         # ~35% less at 40-80k ballots (in-process, bench-sized batches); a checkpoint, still run

@@ -3,8 +3,8 @@ schema-driven fuzzer can hold the server to it."""
 
 from __future__ import annotations
 
-from .catalog import KINDS, MAX_PAGE, MAX_QUERY_CHARS
-from .campaigns import STATUS_LABELS
+from ..catalog import KINDS, MAX_PAGE, MAX_QUERY_CHARS
+from ..campaigns import STATUS_LABELS
 
 
 def _obj(props: dict, required: list[str] | None = None) -> dict:

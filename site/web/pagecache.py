@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from . import campaigns, clock, db as dbmod, tally
+from .. import campaigns, clock, db as dbmod, tally
 
 MAX_ENTRIES = 1024
 PROTECTED_SHARE = 0.75  # of the entries: pages read at least twice, safe from one-off floods
