@@ -74,9 +74,9 @@ def create_app(settings: Settings, now: Callable[[], datetime] = clock.utcnow,
         lifespan=lifespan,
         exception_handlers=make_handlers(templates),
         middleware=[
-            # Level 6, not Starlette's 9: a third of the CPU for nearly the same size (perf-limits §1).
-            # Excluded: only what this site serves already compressed. Starlette re-normalises the
-            # list on every request (~10 µs for its default 14 types).
+            # Level 6, not Starlette's 9: much less CPU for nearly the same size (bench/FIGURES.md).
+            # Excluded: only what this site serves already compressed, since Starlette
+            # re-normalises the list on every request.
             Middleware(GZipMiddleware, minimum_size=GZIP_MIN, compresslevel=6,
                        exclude_content_types=ALREADY_COMPRESSED),
             Middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, render_413=render_413),

@@ -117,7 +117,7 @@ def cast_ballots(db: Database, requests: list[BallotRequest]) -> list[tuple[bool
     the same choices again gets the ballot already stored (a double tap is not an error).
     The batch is checked in Python and written in a handful of set-based statements, not
     several per ballot: the writer drops and retakes the GIL on every SQLite call, and under
-    a crowd it waits behind the event loop each time (perf-limits.md §2). If a statement
+    a crowd it waits behind the event loop each time. If a statement
     fails the caller undoes the whole call, and the writer then stores each request alone.
     """
     outcomes: list = [None] * len(requests)
@@ -230,8 +230,8 @@ def _store(db: Database, camp: dict, ids: dict[str, int], new: dict, ip_added: d
             receipt = new_receipt()
         ballots[receipt] = (i, voter_key, ordered, req)
     # Row by row: a multi-row INSERT (SELECT from json_each, or a long VALUES list) into this
-    # table and its three random-key indexes cost twice as much per ballot (in-process, 100k
-    # ballots: ~60 against ~30 µs), and a batch is ~20 ballots, so ~20 GIL handoffs.
+    # table and its three random-key indexes costs more per ballot (bench/FIGURES.md), and a
+    # batch is a few dozen ballots at most, so the GIL handoffs stay few.
     db.conn.executemany(
         "insert into ballots (campaign_id, voter_key, receipt, receipt_hash, choice_set, channel, cast_at)"
         " values (?, ?, ?, ?, ?, ?, ?)",

@@ -5,8 +5,8 @@ Error correction M, the 4-module quiet zone kept. `size` is the box size of one 
 from MIN_SIZE to MAX_SIZE. Served codes go through a worker's `Codes`: rendered once per
 (URL, format, size), kept in an LRU bounded in entries and bytes, and rendered one at a
 time, because anyone can ask for a new channel on every request. Printed voter-code slips
-use `slip_svgs()`, which fixes the mask and the version so 10,000 codes take seconds
-instead of the ~6 ms each that qrcode's mask search costs.
+use `slip_svgs()`, which fixes the mask and the version: qrcode's mask search is most of a
+code's cost, and 10,000 slips must print in seconds (bench/FIGURES.md).
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ def png_from_matrix(rows: list[list[bool]], size: int = DEFAULT_SIZE["png"]) -> 
     """A 1-bit greyscale PNG (pypng; no Pillow): dark modules 0, light 1.
 
     Rows go to pypng already packed, 8 pixels a byte, each module row built once and
-    repeated `size` times: handing pypng one int per pixel cost ~35 ms at size 20, this ~1 ms,
-    and the bytes are the same (padding bits 0, as pypng packs them)."""
+    repeated `size` times, because handing pypng one int per pixel is many times slower at
+    large sizes; the bytes are the same (padding bits 0, as pypng packs them)."""
     width = len(rows) * size
     pad = -width % 8
     dark, light = "0" * size, "1" * size
@@ -121,7 +121,7 @@ class Image:
 
 
 def draw(url: str, fmt: str, size: int) -> bytes:
-    """The image's bytes: the mask search (~6 ms) and then the SVG path or the packed PNG."""
+    """The image's bytes: the mask search (the costly part) and then the SVG path or the PNG."""
     rows = matrix(url)
     return svg_from_matrix(rows, size).encode() if fmt == "svg" else png_from_matrix(rows, size)
 
@@ -213,8 +213,8 @@ class Codes:
 def slip_svgs(urls: Iterable[str], *, width: str = "36mm", label: str | None = None) -> Iterator[str]:
     """Inline SVGs for many URLs of one shape (voter codes): one version, one fixed mask.
 
-    The mask search is ~90% of qrcode's cost; fixing it (and the version, found once from
-    the first URL) makes a code ~0.6 ms. A URL that does not fit the version is fitted alone.
+    The mask search is most of qrcode's cost; fixing it (and the version, found once from
+    the first URL) is what makes slips fast. A URL that does not fit the version is fitted alone.
     """
     version = None
     for url in urls:

@@ -1,8 +1,9 @@
 """One writer thread per process, with group commit.
 
 Ballots are written here and nowhere else. Writing from Starlette's threadpool makes
-threads fight over SQLite's write lock through its sleeping busy handler (throughput
-halves, p99 goes past a second: shared/research/perf-limits.md §2). Instead one thread
+threads fight over SQLite's write lock through its sleeping busy handler, which sleeps
+longer than a commit takes, so throughput drops and the slowest replies wait for seconds.
+Instead one thread
 takes every queued write into one BEGIN IMMEDIATE, commits once, and only then answers
 each waiting request, so synchronous=FULL costs one fsync per batch and every reply still
 follows its commit. Jobs of one kind (ballots) are handed over together, so their rule
@@ -63,9 +64,9 @@ class Writer:
     def _run(self) -> None:
         db = connect(self.db_path)
         # Checkpoint every 4000 WAL pages (16 MB), not SQLite's 1000: ballots dirty the same
-        # index pages over and over, and each checkpoint copies them back once. A commit costs
-        # ~35% less at 40-80k ballots (in-process, bench-sized batches); a checkpoint, still run
-        # under the write lock so the WAL restarts, takes ~15-30 ms.
+        # index pages over and over, and each checkpoint copies them back once, so fewer
+        # checkpoints make commits cheaper (bench/writer_cost.py). A checkpoint still runs
+        # under the write lock, so the WAL restarts.
         db.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         lock = open(self.db_path.with_name(self.db_path.name + ".write-lock"), "a")
         try:

@@ -63,7 +63,7 @@ class Voter:
 @functools.lru_cache(maxsize=2)
 def device_cookie_parts(https: bool) -> tuple[bytes, bytes]:
     """Starlette's Set-Cookie for the device, made once around a placeholder value: set_cookie
-    goes through http.cookies (~8 µs on every first visit of the crowd). A device token is
+    goes through http.cookies on every first visit of the crowd. A device token is
     URL-safe base64 and dots, which a cookie value carries unquoted, as set_cookie would."""
     response = Response()
     response.set_cookie(DEVICE_COOKIE, "VALUE", max_age=365 * 86400, httponly=True, samesite="lax",

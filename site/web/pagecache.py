@@ -1,7 +1,7 @@
 """Rendered pages, kept per worker and keyed by what they depend on.
 
-A crowd reads the same few pages; rendering one costs ~1.4 ms of Jinja (perf-limits.md),
-serving stored bytes ~0.05 ms. A page depends on the data (site_version, bumped by
+A crowd reads the same few pages, and rendering one with Jinja costs many times more than
+serving stored bytes (bench/FIGURES.md). A page depends on the data (site_version, bumped by
 triggers on every catalog or campaign write, so every worker sees an edit at once) and on
 the clock only through campaign states (open, closed, announced), so those are the key.
 Only anonymous 200 responses that allow caching are kept; a gzip copy is made once.
@@ -265,8 +265,8 @@ GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, m
 class Fragments:
     """A page that differs per visitor only in one short slot, kept plain and gzipped.
 
-    Compressing the whole ballot page per request costs ~200 µs of the ~340 µs a phone's
-    request took. Instead the parts around the slot are deflated once, each ending on a
+    Compressing the whole ballot page per request was most of a first visit's cost. Instead
+    the parts around the slot are deflated once, each ending on a
     byte boundary, and each visitor's slot goes between them as a stored (uncompressed)
     deflate block (RFC 1951 §3.2.4): one valid gzip member, built with no compression work
     per request but the CRC of the slot and the short tail.
