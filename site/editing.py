@@ -140,7 +140,8 @@ def validate_brand(brand: dict) -> dict[str, str]:
 
 # ---------------------------------------------------------------- saving, revisions
 
-def _row(db: Database, slug: str, include_deleted: bool = False) -> dict:
+def stored_brand(db: Database, slug: str, include_deleted: bool = False) -> dict:
+    """The row as stored (a deleted entry only when asked): what the editor and its history see."""
     row = first(db, "select * from brands where slug = ?", [slug])
     if row is None or (row["deleted_at"] and not include_deleted):
         raise NotFound("没有找到这个条目。")
@@ -148,7 +149,7 @@ def _row(db: Database, slug: str, include_deleted: bool = False) -> dict:
 
 
 def editable_brand(db: Database, slug: str) -> dict:
-    return decode_brand(_row(db, slug))
+    return decode_brand(stored_brand(db, slug))
 
 
 def save_brand(db: Database, brand: dict, now: datetime, actor: str, existing_slug: str | None = None) -> dict:
@@ -165,7 +166,7 @@ def save_brand(db: Database, brand: dict, now: datetime, actor: str, existing_sl
             row = brand_row({**brand, "published": brand.get("published", False)})
             brand_id, action = insert_brand(db, row, stamp), "create"
         else:
-            old = _row(db, existing_slug)
+            old = stored_brand(db, existing_slug)
             row = brand_row({**brand, "slug": existing_slug, "published": bool(old["published"])})
             fields = [k for k in BRAND_FIELDS if k not in ("slug", "published")]
             if all(old[k] == row[k] for k in fields):
@@ -178,7 +179,7 @@ def save_brand(db: Database, brand: dict, now: datetime, actor: str, existing_sl
 
 def set_published(db: Database, slug: str, published: bool, now: datetime, actor: str) -> None:
     with immediate(db):
-        row = _row(db, slug)
+        row = stored_brand(db, slug)
         if bool(row["published"]) == published:
             return
         update_row(db, "brands", row["id"], {"published": int(published), "updated_at": clock.to_db(now)})
@@ -188,7 +189,7 @@ def set_published(db: Database, slug: str, published: bool, now: datetime, actor
 def delete_brand(db: Database, slug: str, now: datetime, actor: str) -> None:
     """Soft delete: hidden everywhere, kept with its history, restorable."""
     with immediate(db):
-        row = _row(db, slug)
+        row = stored_brand(db, slug)
         in_campaigns = [r["title"] for r in db.query(
             "select c.title from candidates k join campaigns c on c.id = k.campaign_id where k.brand_id = ?",
             [row["id"]])]
@@ -200,7 +201,7 @@ def delete_brand(db: Database, slug: str, now: datetime, actor: str) -> None:
 
 def revisions(db: Database, slug: str) -> list[dict]:
     """Newest first, each with its changes against the revision before it."""
-    row = _row(db, slug, include_deleted=True)
+    row = stored_brand(db, slug, include_deleted=True)
     revs = [dict(r) for r in db.query("select * from brand_revisions where brand_id = ? order by id", [row["id"]])]
     previous: dict = {}
     for rev in revs:
@@ -212,7 +213,7 @@ def revisions(db: Database, slug: str) -> list[dict]:
 
 def restore_revision(db: Database, slug: str, rev_id: int, now: datetime, actor: str) -> dict:
     """Bring back an earlier version as a new revision (history is never rewritten)."""
-    row = _row(db, slug, include_deleted=True)
+    row = stored_brand(db, slug, include_deleted=True)
     rev = first(db, "select * from brand_revisions where id = ? and brand_id = ?", [rev_id, row["id"]])
     if rev is None:
         raise NotFound("没有找到这个版本。")
@@ -225,7 +226,7 @@ def restore_revision(db: Database, slug: str, rev_id: int, now: datetime, actor:
                                              "deleted_at": clock.to_db(now) if data.get("deleted") else None,
                                              "updated_at": clock.to_db(now)})
         record_revision(db, row["id"], now, actor, f"restore:{rev_id}")
-    return decode_brand(_row(db, slug, include_deleted=True))
+    return decode_brand(stored_brand(db, slug, include_deleted=True))
 
 
 def diff(old: dict, new: dict) -> list[dict]:

@@ -113,7 +113,7 @@ def history(request: Request):
     slug = request.path_params["slug"]
     return render(request, "admin/brands/history.html", {"slug": slug, "revisions": editing.revisions(db, slug),
                                                          "action_label": editing.action_label,
-                                                         "current": editing._row(db, slug, include_deleted=True)})
+                                                         "current": editing.stored_brand(db, slug, include_deleted=True)})
 
 
 @requires("editor")
