@@ -16,12 +16,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# setuptools warns on every editable install that a folder named like the package could
+# shadow it; ours is site/, so the notice is noise that makes a good install look broken.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+
 $(RUN_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+	$(QUIET_EDITABLE) $(PY) -m pip install -q -e .
 	touch $@
 
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	$(QUIET_EDITABLE) $(PY) -m pip install -q -e '.[test]'
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)
