@@ -237,49 +237,49 @@ class RateLimited(BrandvoteError):
 class BadBallotForm(BrandvoteError):
     status = 400
     code = "bad_form"
-    message = "提交的表单格式有误，请重新选择后提交。"
+    message = "选票未保存：提交的表单格式有误，请重新选择后再点一次提交。"
 
 
 class BadChoiceFormat(BrandvoteError):
     status = 422
     code = "bad_choice"
-    message = "提交的选项格式有误。"
+    message = "选票未保存：提交的选项格式有误，请刷新页面后重新选择。"
 
 
 class CrossSiteBallot(BrandvoteError):
     status = 403
     code = "cross_site"
-    message = "这次提交来自其他网站，未被接受。请在本站的投票页面上投票。"
+    message = "选票未保存：这次提交来自其他网站。请在本站的投票页面上投票。"
 
 
 class VoterUnknown(BrandvoteError):
     status = 403
     code = "voter_unknown"
-    message = "无法识别您的设备，请允许浏览器保存 Cookie 后刷新页面再投票。"
+    message = "选票未保存：无法识别您的设备。请允许浏览器保存 Cookie，刷新页面后再投票。"
 
 
 class FormExpired(BrandvoteError):
     status = 403
     code = "form_expired"
-    message = "页面打开太久已过期，您的选择已保留，请再次提交。"
+    message = "选票未保存：页面打开太久已过期。您的选择已保留，请再点一次提交。"
 
 
 class FormTooFast(BrandvoteError):
     status = 403
     code = "form_too_fast"
-    message = "提交过快，请确认选择后再提交。"
+    message = "选票未保存：页面刚刚打开。您的选择已保留，请确认后再点一次提交。"
 
 
 class FormInvalid(BrandvoteError):
     status = 403
     code = "form_invalid"
-    message = "表单校验失败（可能来自其他网站或页面已失效），您的选择已保留，请再次提交。"
+    message = "选票未保存：表单校验失败（页面已失效，或来自其他网站）。您的选择已保留，请再点一次提交。"
 
 
 class WriterBusy(BrandvoteError):
     status = 503
     code = "busy"
-    message = "投票人数较多，服务器繁忙，您的选票未保存，请稍后再次提交。"
+    message = "选票未保存：投票人数较多，服务器繁忙。您的选择已保留，请稍后再点一次提交。"
 
 
 # ---------------------------------------------------------------- the tally

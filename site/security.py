@@ -176,15 +176,24 @@ class Tokens:
             raise TokenInvalid(str(exc)) from exc
 
     # the device a ballot page was opened on (open electorate)
-    def new_device(self) -> tuple[str, str]:
+    def new_device(self, now: datetime | None = None) -> tuple[str, str]:
+        """A new device id, and its cookie carrying when it was first given a ballot page (the
+        minimum-age rule counts from then, so going back to the ballot does not restart it)."""
         device = secrets.token_urlsafe(18)
-        return device, self._device.dumps({"d": device})
+        data = {"d": device} if now is None else {"d": device, "t": int(now.timestamp())}
+        return device, self._device.dumps(data)
 
     def device(self, token: str | None) -> str:
+        return self.device_and_since(token)[0]
+
+    def device_and_since(self, token: str | None) -> tuple[str, int | None]:
+        """The device id and when its cookie was issued (None for a cookie from before that
+        was recorded: its age is unknown, so only the form token's own age counts)."""
         data = self._load(self._device, token)
         if not isinstance(data, dict) or not isinstance(data.get("d"), str):
             raise TokenInvalid("shape")
-        return data["d"]
+        since = data.get("t")
+        return data["d"], since if isinstance(since, int) and not isinstance(since, bool) else None
 
     # a redeemed one-time voter code (closed electorate)
     def code_cookie(self, campaign_id: int, code_hash: str) -> str:
@@ -201,14 +210,20 @@ class Tokens:
         return self._csrf.dumps({"v": voter_key[-16:], "c": campaign_id, "t": int(now.timestamp()),
                                  "ch": channel})
 
-    def check_csrf(self, token: str | None, voter_key: str, campaign_id: int, now: datetime) -> dict:
-        """Returns the token's data (issue time, channel); raises TokenInvalid/TokenExpired/TokenTooFast."""
+    def check_csrf(self, token: str | None, voter_key: str, campaign_id: int, now: datetime,
+                   shown_since: int | None = None) -> dict:
+        """Returns the token's data (issue time, channel); raises TokenInvalid/TokenExpired/TokenTooFast.
+
+        `shown_since` is when this device was first given a ballot page (its cookie's time):
+        the page re-fetched by going back or reloading carries a new token, but the person
+        has had the ballot in front of them since the first one."""
         data = self._load(self._csrf, token)
         if (not isinstance(data, dict) or data.get("v") != voter_key[-16:] or data.get("c") != campaign_id
                 or not isinstance(data.get("t"), int)):
             raise TokenInvalid("bound to another voter or campaign")
         age = now.timestamp() - data["t"]
-        if age < CSRF_MIN_AGE_S:
+        shown_for = now.timestamp() - min(data["t"], shown_since if shown_since is not None else data["t"])
+        if shown_for < CSRF_MIN_AGE_S:
             raise TokenTooFast("too fast")
         if age > CSRF_MAX_AGE_S:
             raise TokenExpired("old page")
@@ -238,8 +253,10 @@ class Tokens:
 #
 # - The ballot's is signed (Tokens.csrf, purpose `csrf`) and bound to the voter key, the
 #   campaign and its issue time. A voter has no server-side session to keep a secret in,
-#   the token has to carry when it was issued (a form posted within CSRF_MIN_AGE_S is a
-#   script), and checking it reads nothing on the ballot path. Its signature is compared in
+#   the token has to carry when it was issued, and checking it reads nothing on the ballot
+#   path. A ballot posted within CSRF_MIN_AGE_S of the device's FIRST ballot page (the device
+#   cookie's time, or the token's when the cookie predates it) is a script: a person who went
+#   back to the page or reloaded it got a new token but has had the ballot for longer. Its signature is compared in
 #   constant time by itsdangerous.
 # - Staff forms carry a random secret (new_csrf_secret) kept in the session's row, and the
 #   sign-in form one kept in the signed session cookie. Staff already have a server-side

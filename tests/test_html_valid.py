@@ -40,7 +40,7 @@ BAD_BRAND = {  # every field wrong at once: the edit page with all its error mes
 STAFF_PATHS = staff_get_paths()
 PUBLIC_PAGES = [
     "home", "brands", "brands-search", "brands-filtered-empty", "brand", "lists", "list", "ballot-empty",
-    "ballot-error-422", "receipt", "ballot-again-409", "ballot-has-voted", "results-embargoed",
+    "ballot-error-422", "ballot-confirm", "receipt", "ballot-again-409", "ballot-has-voted", "results-embargoed",
     "ballot-closed", "results-announced", "receipt-lookup", "poster", "not-found", "brand-not-found",
     "login", "login-error",
 ]
@@ -96,6 +96,8 @@ def rendered(tmp_path_factory, seeded_template) -> dict[str, str]:
         pages["ballot-error-422"] = html_of(eleven, 422)
         token = csrf_from(pages["ballot-error-422"])
         clock.advance(seconds=5)
+        pages["ballot-confirm"] = html_of(c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": cands[:10],
+                                                                           "step": "review"}))
         pages["receipt"] = html_of(c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": cands[:10]}))
         receipt_code = re.search(r'class="receipt__code"[^>]*>\s*([0-9A-Z-]+)', pages["receipt"]).group(1)
         pages["ballot-has-voted"] = html_of(get(f"/c/{SLUG}"))

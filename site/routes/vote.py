@@ -39,6 +39,7 @@ class Voter:
         tokens = request.state.tokens
         self.new_device_cookie = None
         self.key = None
+        self.shown_since = None  # when the device cookie was first issued (security.check_csrf)
         if camp["electorate"] == "codes":
             try:
                 self.key = "code:" + tokens.code(request.cookies.get(CODE_COOKIE), camp["id"])
@@ -46,11 +47,11 @@ class Voter:
                 self.key = None
             return
         try:
-            device = tokens.device(request.cookies.get(DEVICE_COOKIE))
+            device, self.shown_since = tokens.device_and_since(request.cookies.get(DEVICE_COOKIE))
         except TokenInvalid:
             if request.method != "GET":
                 return
-            device, self.new_device_cookie = tokens.new_device()
+            device, self.new_device_cookie = tokens.new_device(request.state.now())
         self.key = tokens.voter_key("device", device)
 
     def attach(self, response: Response, request: Request) -> Response:
@@ -239,6 +240,8 @@ async def submit(request: Request):
         form = await _read_form(request)
         choices = list(form.getlist("choice"))
         ballot = _ballot_request(request, camp, voter, form, choices)
+        if form.get("step") in REVIEW_STEPS:
+            return await run_in_threadpool(_review, request, camp, voter, ballot, form)
         await request.state.writer.submit_together(ballots.cast_ballots, ballot)
     except AlreadyVoted as exc:
         return await run_in_threadpool(_already_voted, request, camp, voter, exc.message)
@@ -284,7 +287,7 @@ def _ballot_request(request: Request, camp: dict, voter: Voter, form: FormData,
     if voter.key is None:
         raise VoterUnknown("本评选需凭投票码参加，请扫描您收到的投票码。" if camp["electorate"] == "codes" else None)
     try:
-        token = tokens.check_csrf(form.get("csrf_token"), voter.key, camp["id"], now)
+        token = tokens.check_csrf(form.get("csrf_token"), voter.key, camp["id"], now, voter.shown_since)
     except TokenExpired as exc:
         raise FormExpired() from exc
     except TokenTooFast as exc:
@@ -298,11 +301,34 @@ def _ballot_request(request: Request, camp: dict, voter: Voter, form: FormData,
                                  ip_limit=settings.ip_limit, page_loaded_at=token["issued_at"])
 
 
+NOT_STORED = "选票未保存："
+# The form's 提交选票 button posts step=review: the voter sees what they chose before the final
+# act (a page without JS, a sheet with it). step=edit goes back to the ballot, ticks kept; a
+# post with no step (the confirm page's button, or the sheet's) stores the ballot.
+REVIEW_STEPS = ("review", "edit")
+
+
+def _review(request: Request, camp: dict, voter: Voter, ballot: ballots.BallotRequest, form) -> Response:
+    """The confirm page, or back to the ballot; nothing is stored. The rules are checked
+    first, so a ballot the writer would refuse is refused here, with the ticks kept."""
+    if form.get("step") == "edit":
+        return render_ballot(request, camp, voter, selected=ballot.choices)
+    names = campaigns.candidate_names(request.state.store.db(), camp["id"])
+    ordered = ballots.check_choices(camp, list(names), ballot.choices)
+    return request.state.templates.TemplateResponse(request, "vote/confirm.html", {
+        "campaign": camp, "chosen": [{"slug": s, "name": names[s]} for s in ordered],
+        "csrf_token": form.get("csrf_token"),
+    }, headers=NO_STORE)
+
+
 async def _refuse(request: Request, camp: dict, voter: Voter, choices: list, exc: BrandvoteError) -> Response:
+    """Every refusal starts by saying the ballot was not stored, then what happened and what to do."""
+    message = exc.message if exc.message.startswith(NOT_STORED) else NOT_STORED + exc.message
+
     def render():
         known = campaigns.candidate_names(request.state.store.db(), camp["id"])
         kept = [c for c in choices if isinstance(c, str) and c in known]
-        return render_ballot(request, camp, voter, selected=kept, message=exc.message, status_code=exc.status)
+        return render_ballot(request, camp, voter, selected=kept, message=message, status_code=exc.status)
 
     response = await run_in_threadpool(render)
     if isinstance(exc, RateLimited):

@@ -166,8 +166,12 @@ def test_ballot_steps_with_js(server, browser):
         assert counter.inner_text().strip().startswith("最多只能选择10项")
         check(page, "ballot-eleventh-refused")
         page.wait_for_timeout(CSRF_MIN_AGE_MS)
+        page.get_by_role("button", name="提交选票").click()
+        sheet = page.get_by_role("dialog")
+        assert sheet.is_visible()
+        check(page, "ballot-confirm-sheet")  # the modal sheet: named, focus inside, contrast
         with page.expect_navigation() as nav:
-            page.get_by_role("button", name="提交选票").click()
+            sheet.get_by_role("button", name="确认提交").click()
         assert nav.value.status == 200 and page.url.endswith("/receipt")
         check(page, "receipt")
         page.goto(f"{server.url}/c/{SLUG}")  # has voted: the receipt again
