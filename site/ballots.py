@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -70,6 +71,23 @@ def new_receipt() -> str:
     thread, where twelve secrets.choice calls cost a quarter of a ballot's time)."""
     n = secrets.randbits(60)
     raw = "".join(RECEIPT_ALPHABET[(n >> shift) & 31] for shift in range(55, -1, -5))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+# Dashes as phones and input methods type them (hyphen, minus, en/em dash, the long Chinese
+# dash, katakana prolonged sound mark), and the spaces people put between groups.
+_RECEIPT_SEPARATORS = dict.fromkeys(map(ord, "-‐‑‒–—―−ー_ \t"), None)
+_CROCKFORD_ALIASES = str.maketrans("ILO", "110")  # Crockford base32 reads I and L as 1, O as 0
+
+
+def normalize_receipt(text: str) -> str | None:
+    """A receipt code as a voter copies or types it, in the form it is stored: full-width
+    characters folded (NFKC), case, dashes and spaces ignored, I/L/O read as 1/1/0.
+    None when what is left is not twelve receipt symbols."""
+    folded = unicodedata.normalize("NFKC", text[:60]).translate(_RECEIPT_SEPARATORS).upper()
+    raw = folded.translate(_CROCKFORD_ALIASES)
+    if len(raw) != 12 or any(ch not in RECEIPT_ALPHABET for ch in raw):
+        return None
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 

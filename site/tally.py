@@ -333,8 +333,8 @@ def publish_winners_list(db: Database, campaign: dict, now: datetime) -> str | N
 def lookup_receipt(db: Database, campaign: dict, code: str, now: datetime) -> dict | None:
     """After the announcement: was this receipt counted, and with which choices?"""
     require_announced(campaign, now)
-    normalized = code.strip().upper()
-    if len(normalized) > 20:
+    normalized = ballots.normalize_receipt(code)
+    if normalized is None:
         return None
     row = first(db, "select id, cast_at from ballots where campaign_id = ? and receipt = ?",
                     [campaign["id"], normalized])

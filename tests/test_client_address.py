@@ -192,7 +192,7 @@ def test_the_ballot_page_says_the_limit_counts_a_network_and_ipv6_per_64(seeded_
     _, c = serve(seeded_settings, clock, ip_limit=7, cache_pages=cache_pages)
     with c:
         text = terms(c.get(f"/c/{SLUG}").text)
-    assert "同一网络（IPv6 按 /64 网段计）每小时最多接受 7 张选票" in text
+    assert "同一网络（如同一个单位或小区的 Wi-Fi；IPv6 按 /64 网段计）每小时最多接受 7 张选票" in text
 
 
 @pytest.mark.parametrize("cache_pages", [True, False])

@@ -123,8 +123,14 @@ def test_receipt_lookup_after_the_announcement(seeded_settings, campaign, candid
         assert before.status_code == 403 and "揭晓" in before.text
         clock.now = ANNOUNCE
         found = c.get(f"/c/{SLUG}/receipt", params={"code": ballot["receipt"].lower()})
+        raw = ballot["receipt"].replace("-", "")
+        full_width = "".join(chr(ord(ch) + 0xFEE0) for ch in raw)  # typed with a Chinese IME
+        variants = [raw, f" {raw[:4]} {raw[4:8]} {raw[8:]} ", full_width, raw.lower().replace("0", "o")]
+        as_typed = [c.get(f"/c/{SLUG}/receipt", params={"code": v}) for v in variants]
         missing = c.get(f"/c/{SLUG}/receipt", params={"code": "0000-0000-0000"})
     assert found.status_code == 200 and "已计入" in found.text
+    for variant, r in zip(variants, as_typed):
+        assert (r.status_code, ballot["receipt"] in r.text) == (200, True), variant
     assert missing.status_code == 404 and "没有找到回执码" in missing.text
 
 

@@ -373,3 +373,20 @@ def test_voter_and_network_keys_keep_their_stored_form():
 ])
 def test_client_ip_believes_forwarded_for_only_from_a_trusted_proxy(peer, xff, trusted, expected):
     assert client_ip(peer, xff, trusted) == expected
+
+
+@pytest.mark.parametrize("typed, stored", [
+    ("JKYH6SPJ576F", "JKYH-6SPJ-576F"),
+    ("jkyh-6spj-576f", "JKYH-6SPJ-576F"),
+    (" JKYH 6SPJ 576F ", "JKYH-6SPJ-576F"),
+    ("ＪＫＹＨ－６ＳＰＪ－５７６Ｆ", "JKYH-6SPJ-576F"),  # full-width, as a Chinese IME types it
+    ("JKYH—6SPJ—576F", "JKYH-6SPJ-576F"),  # em dashes
+    ("OILO-0000-0000", "0110-0000-0000"),  # Crockford: O is 0, I and L are 1
+    ("JKYH-6SPJ-576", None),  # eleven symbols
+    ("JKYH-6SPJ-576FF", None),
+    ("JKYH-6SPJ-576U", None),  # U is not a receipt symbol
+    ("", None),
+    ("选票回执码一二三四五六七八", None),
+])
+def test_a_receipt_is_found_however_it_is_typed(typed, stored):
+    assert ballots.normalize_receipt(typed) == stored
