@@ -10,6 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,17 @@ class Settings:
     @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def loopback(self) -> bool:
+        """Whether printed links and QR codes point at this machine only (no phone can open them)."""
+        host = urlsplit(self.base_url).hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @classmethod
     def from_env(cls, environ: dict | None = None, db_path: str | None = None) -> "Settings":

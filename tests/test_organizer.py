@@ -1,6 +1,8 @@
 """The organizer's console through HTTP: create, edit, open/close, codes, turnout, tally, announce."""
 
 import csv
+import dataclasses
+from datetime import timedelta
 import io
 import json
 import re
@@ -11,7 +13,7 @@ from starlette.testclient import TestClient
 from brandvote import accounts, ballots, campaigns, db as dbmod, errors, voter_codes
 from brandvote.app import create_app
 
-from helpers import NOW, PASSWORD, FakeClock, login, staff_csrf
+from helpers import BASE_URL, NOW, PASSWORD, SLUG as DEMO_SLUG, FakeClock, login, open_campaign, staff_csrf
 
 A, B, C = "guoshi-shuyuan", "dongtan-luntan", "suzhouhe-luntan"  # 国是书院, 东滩论坛, 苏州河论坛
 SLUG = "test-vote"
@@ -397,3 +399,19 @@ def test_posters_per_channel_link_to_the_public_codes(client, db):
 def test_unknown_campaign_is_404(client):
     assert client.get("/admin/campaigns/no-such/edit").status_code == 404
     assert client.post("/admin/campaigns/no-such/state", data={"csrf_token": client.token}).status_code == 404
+
+
+def test_the_console_warns_while_qr_codes_point_at_this_machine(seeded_settings, db, clock_at_now):
+    """The default base URL (127.0.0.1) makes QR codes no phone can open: the console says so and how to fix
+    it; with a real address the warning is gone."""
+    accounts.create_user(db, "org", PASSWORD, "organizer", NOW)
+    open_campaign(db, DEMO_SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
+    pages = {}
+    for base in ("http://127.0.0.1:8000", "http://localhost:8000", "http://192.168.1.20:8000", BASE_URL):
+        settings = dataclasses.replace(seeded_settings, base_url=base)
+        with TestClient(create_app(settings, now=clock_at_now), base_url="https://testserver") as c:
+            login(c, "org")
+            pages[base] = c.get(f"/admin/campaigns/{DEMO_SLUG}").text
+    warning = "二维码和海报现在指向本机地址"
+    assert [warning in pages[b] for b in pages] == [True, True, False, False]
+    assert "BRANDVOTE_BASE_URL" in pages["http://127.0.0.1:8000"]

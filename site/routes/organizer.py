@@ -175,6 +175,7 @@ def _show(request: Request, camp: dict | None = None, *, message: str | None = N
         "channel": channel if channel and not channel_error else "", "channel_input": channel[:40],
         "channel_error": channel_error,
         "electorates": forms.ELECTORATES, "max_codes": MAX_CODES, "max_slips": MAX_SLIPS,
+        "loopback": request.state.settings.loopback,
     }, status)
 
 
