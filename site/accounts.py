@@ -17,12 +17,15 @@ from zxcvbn import zxcvbn
 
 from . import audit, clock
 from .db import first, immediate
-from .errors import BadRole, BadUsername, NoSuchUser, SignInFailed, Throttled, UserExists, WeakPassword
+from .errors import BadRole, BadUnit, BadUsername, NoSuchUser, SignInFailed, Throttled, UserExists, WeakPassword
 from .passwords import hash_password, verify_password
 from .security import new_csrf_secret
 
-ROLES = ("editor", "organizer", "admin")
-ROLE_LABELS = {"editor": "编辑", "organizer": "组织方", "admin": "管理员"}
+ROLES = ("editor", "organizer", "admin", "juror", "nominator")
+ROLE_LABELS = {"editor": "编辑", "organizer": "组织方", "admin": "管理员", "juror": "评委", "nominator": "推荐单位"}
+UNIT_ROLES = ("juror", "nominator")  # roles whose unit decides what they may see (conflicts, own cases)
+UNIT_MAX = 100
+NO_PASSWORD = ""  # never a valid argon2 hash: verify_password answers False, so no sign-in
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200  # the sign-in form's maxlength
 IDLE_TIMEOUT = timedelta(minutes=30)
@@ -111,36 +114,60 @@ def _check_password(password: str, username: str) -> None:
         raise WeakPassword(problem)
 
 
-def create_user(db: Database, username: str, password: str, role: str, now: datetime) -> None:
-    username = username.strip()
+def _check_new_user(username: str, role: str, unit: str) -> None:
+    """A nominator without a unit could not be told which cases are its own, and a unit is
+    what a juror's conflicts are found by, so both roles name theirs."""
     if role not in ROLES:
         raise BadRole(f"角色必须是 {'、'.join(ROLES)} 之一。")
     if not username or len(username) > 40 or not username.isprintable():
         raise BadUsername()
+    if role == "nominator" and not unit.strip():
+        raise BadUnit("推荐单位账号须写明单位（--unit）。")
+    if len(unit) > UNIT_MAX or not unit.isprintable():
+        raise BadUnit()
+
+
+def create_user(db: Database, username: str, password: str, role: str, now: datetime, unit: str = "",
+                actor: str = "system") -> None:
+    """Audited with the account, in one transaction: whoever makes an account (the console, the
+    command line, the first start) leaves the same entry."""
+    username, unit = username.strip(), unit.strip()
+    _check_new_user(username, role, unit)
     _check_password(password, username)
     with immediate(db):
         if first(db, "select 1 from users where username = ?", [username]):
             raise UserExists(f"用户 {username} 已存在。")
-        db.execute("insert into users (username, password_hash, role, created_at) values (?, ?, ?, ?)",
-                   [username, hash_password(password), role, clock.to_db(now)])
+        insert_user(db, username, hash_password(password), role, now, unit)
+        audit.record(db, now, actor, "user.add", username, {"role": role, **({"unit": unit} if unit else {})})
 
 
-def set_password(db: Database, username: str, password: str, now: datetime) -> None:
+def insert_user(db: Database, username: str, password_hash: str, role: str, now: datetime, unit: str = "",
+                name: str = "") -> int:
+    """Inside the caller's transaction (a review file creates its jurors with the review).
+    NO_PASSWORD makes an account that cannot sign in until `user passwd` gives it one."""
+    return db.execute("insert into users (username, password_hash, role, unit, name, created_at)"
+                      " values (?, ?, ?, ?, ?, ?)",
+                      [username, password_hash, role, unit, name, clock.to_db(now)]).lastrowid
+
+
+def set_password(db: Database, username: str, password: str, now: datetime, actor: str = "system") -> None:
     _check_password(password, username)
     with immediate(db):
         user = _user(db, username)
         db.execute("update users set password_hash = ? where id = ?", [hash_password(password), user["id"]])
         db.execute("update sessions set ended_at = ? where user_id = ? and ended_at is null",
                    [clock.to_db(now), user["id"]])
+        audit.record(db, now, actor, "user.passwd", username)
 
 
-def set_disabled(db: Database, username: str, disabled: bool, now: datetime) -> None:
+def set_disabled(db: Database, username: str, disabled: bool, now: datetime, actor: str = "system") -> None:
     with immediate(db):
         user = _user(db, username)
         db.execute("update users set disabled = ? where id = ?", [int(disabled), user["id"]])
         if disabled:
             db.execute("update sessions set ended_at = ? where user_id = ? and ended_at is null",
                        [clock.to_db(now), user["id"]])
+        audit.record(db, now, actor, "user.disable" if disabled else "user.enable", username)
 
 
 def _user(db: Database, username: str) -> dict:
@@ -159,12 +186,13 @@ def create_first_admin(db: Database, now: datetime) -> tuple[str, str] | None:
     if has_users(db):
         return None
     password = secrets.token_urlsafe(15)
-    create_user(db, "admin", password, "admin", now)
+    create_user(db, "admin", password, "admin", now, actor="setup")
     return "admin", password
 
 
 def list_users(db: Database) -> list[dict]:
-    return [dict(r) for r in db.query("select id, username, role, disabled, created_at from users order by id")]
+    return [dict(r) for r in db.query("select id, username, role, unit, disabled, created_at,"
+                                      " password_hash = '' as no_password from users order by id")]
 
 
 # ---------------------------------------------------------------- sign-in
@@ -179,8 +207,11 @@ def sign_in(db: Database, username: str, password: str, ip_key: str, now: dateti
     username = username.strip()[:40]
     attempt = reserve_attempt(db, username, ip_key, now)
     user = first(db, "select * from users where username = ?", [username])
-    ok = verify_password(user["password_hash"] if user else _dummy_hash(), password)
-    if not ok or user is None or user["disabled"]:
+    # An account without a password (a juror from a review file) is checked against the dummy
+    # hash like an unknown one: the same time, the same refusal, whatever password is tried.
+    has_password = user is not None and user["password_hash"] != NO_PASSWORD
+    ok = verify_password(user["password_hash"] if has_password else _dummy_hash(), password)
+    if not ok or not has_password or user["disabled"]:
         _settle_failure(db, attempt, username, ip_key, now)
         raise SignInFailed()
     session = {"id": secrets.token_urlsafe(32), "user_id": user["id"], "created_at": clock.to_db(now),

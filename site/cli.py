@@ -36,7 +36,8 @@ def first_start(settings: Settings, out=None) -> None:
     db = dbmod.connect(settings.db_path)
     try:
         now = clock.utcnow()
-        if catalog.is_empty(db):
+        catalog_loaded = catalog.is_empty(db)
+        if catalog_loaded:
             doc = seed.read_document(seed.bundled_catalog_path())
             report = seed.load_document(db, doc, now)
             print("已载入内置目录：", *report.lines(), sep="\n  ", file=out)
@@ -44,11 +45,31 @@ def first_start(settings: Settings, out=None) -> None:
                 demo = doc["campaigns"][0]["slug"]
                 campaigns.schedule_demo(db, demo, now)
                 print(f"演示评选已开启：{_links(settings).url('vote:ballot', slug=demo)}", file=out)
+        # before the demo review, whose jurors are accounts too
         admin = accounts.create_first_admin(db, now)
+        if catalog_loaded:
+            _demo_review(db, now, out)
         if admin:
             print(f"管理员账号（仅显示这一次，请妥善保存）：用户名 {admin[0]}  密码 {admin[1]}", file=out)
     finally:
         db.close()
+
+
+def _demo_review(db, now, out) -> None:
+    """The bundled review (modelled on Beijing's district innovation cases), its cases accepted
+    and left in scoring with no score at all: figures nobody gave must not look like results."""
+    from . import nominations, review_results, reviews
+
+    path = reviews.DEMO_REVIEW
+    if not path.exists():
+        return
+    report = reviews.load_review(db, reviews.read_review_file(path), now, actor="setup")
+    slug = report.slug
+    review_results.set_stage(db, slug, "screening", now, actor="setup")
+    nominations.accept_all(db, slug, "演示：全部通过初审", now, actor="setup")
+    review_results.set_stage(db, slug, "scoring", now, actor="setup")
+    print(f"演示评审“{slug}”在评分阶段，还没有任何评分。试用：brandvote user passwd demo-juror-1 设密码后以评委登录，"
+          f"或 brandvote review sheets {slug} 评分表.csv 录入纸质评分表", file=out)
 
 
 def cmd_serve(args) -> int:
@@ -123,23 +144,32 @@ def _read_password() -> str:
 def cmd_user_add(args) -> int:
     _, db = _open(args)
     password = _read_password()
-    accounts.create_user(db, args.name, password, args.role, clock.utcnow())
+    accounts.create_user(db, args.name, password, args.role, clock.utcnow(), unit=args.unit, actor="cli")
     print(f"已创建用户 {args.name}（{args.role}）")
     return 0
 
 
 def cmd_user_passwd(args) -> int:
     _, db = _open(args)
-    accounts.set_password(db, args.name, _read_password(), clock.utcnow())
+    accounts.set_password(db, args.name, _read_password(), clock.utcnow(), actor="cli")
     print(f"已修改 {args.name} 的密码，其所有登录会话已结束。")
     return 0
 
 
 def cmd_user_disable(args) -> int:
     _, db = _open(args)
-    accounts.set_disabled(db, args.name, not args.enable, clock.utcnow())
+    accounts.set_disabled(db, args.name, not args.enable, clock.utcnow(), actor="cli")
     print(f"已{'启用' if args.enable else '停用'}用户 {args.name}。")
     return 0
+
+
+def cmd_review(args) -> int:
+    """Every `review` subcommand: the rules live in reviews, nominations, review_scores and
+    review_results; this turns flags into one call and prints its outcome."""
+    from . import review_cli
+
+    _, db = _open(args)
+    return review_cli.run(db, args, clock.utcnow())
 
 
 def cmd_campaign(args) -> int:
@@ -311,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description=f"新建账号，密码从标准输入读取。{accounts.PASSWORD_RULE}")
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=accounts.ROLES)
+    p.add_argument("--unit", default="", help="所在单位（评委按单位回避；推荐单位账号必填）")
     p.set_defaults(func=cmd_user_add)
     p = user_sub.add_parser("passwd", parents=[common], help="修改密码（从标准输入读取）",
                             description=f"修改密码，新密码从标准输入读取。{accounts.PASSWORD_RULE}")
@@ -342,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ledger")
     p.add_argument("--results", help="公布的 results.json，用于比对")
     p.set_defaults(func=cmd_recount)
+
+    from .review_cli import add_parser as add_review_parser
+
+    add_review_parser(sub, common, cmd_review)
 
     p = sub.add_parser("campaign", parents=[common], help="开启、结束或揭晓评选")
     p.add_argument("action", choices=["open", "close", "announce"])

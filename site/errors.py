@@ -382,3 +382,112 @@ class BadDecision(BrandvoteError):
     def __init__(self, problems: dict[str, str]):
         self.problems = problems
         super().__init__(_listed("评审决定有误，未做任何修改：", problems))
+
+
+class BadUnit(BrandvoteError):
+    status = 422
+    code = "bad_unit"
+    message = "单位名称最多 100 个字符，不能含控制字符。"
+
+
+class NoSuchReview(NotFound):
+    code = "no_such_review"
+    message = "没有找到这个评审。"
+
+
+class NoSuchCase(NotFound):
+    code = "no_such_case"
+    message = "本评审没有这个案例。"
+
+
+class WrongStage(BrandvoteError):
+    """The review's stage does not allow this (a nomination after nominating, a score after
+    scoring, a decision before deciding); the message names the stage and what it allows."""
+
+    status = 409
+    code = "wrong_stage"
+    message = "评审当前阶段不允许这项操作。"
+
+
+class StageRefused(BrandvoteError):
+    """A stage move that cannot be made yet; `problems` lists everything in its way."""
+
+    status = 409
+    code = "stage_refused"
+    message = "评审阶段未能变更。"
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed("评审阶段未能变更：", problems))
+
+
+class ReviewLocked(BrandvoteError):
+    """A review file that changes what the stage has frozen; `problems` lists each change."""
+
+    status = 409
+    code = "review_locked"
+    message = "评审已进入后续阶段，文件中的改动不能生效，未做任何修改。"
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed("评审已进入后续阶段，这些改动不能生效，未做任何修改：", problems))
+
+
+class NotJuror(BrandvoteError):
+    status = 403
+    code = "not_juror"
+    message = "您不是本评审的评委。"
+
+
+class CaseConflict(BrandvoteError):
+    """Said to the juror without naming the case's details: a conflicted juror sees nothing of it."""
+
+    status = 403
+    code = "case_conflict"
+    message = "您与这个案例有利益关系（同一单位或已声明回避），不能评分。"
+
+
+class NotNominator(BrandvoteError):
+    status = 403
+    code = "not_nominator"
+    message = "只有推荐单位账号才能推荐案例，且只能修改本单位推荐的案例。"
+
+
+class BadNomination(BrandvoteError):
+    """A nomination form or file that breaks a rule; `problems` maps each field to its problem."""
+
+    status = 422
+    code = "bad_nomination"
+    message = "推荐材料有误，未保存。"
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed("推荐材料有误，未保存：", problems))
+
+
+class BadSheet(BrandvoteError):
+    """A paper score sheet (CSV) with bad lines; `problems` maps `第 N 行` to what is wrong, every
+    line at once, and nothing of the file is stored."""
+
+    status = 422
+    code = "bad_sheet"
+    message = "评分表有误，未做任何修改。"
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed("评分表有误，未做任何修改：", problems))
+
+
+class PublicScoreUnavailable(BrandvoteError):
+    """A combined score needs the linked campaign's counts, which exist for nobody before its
+    announcement: the review waits rather than open the campaign's embargo."""
+
+    status = 409
+    code = "public_score_unavailable"
+    message = "关联的网络投票尚未揭晓，不能计算综合得分。"
+
+
+class ReviewNotPublished(BrandvoteError):
+    status = 403
+    code = "review_not_published"
+    message = "评审结果尚未公布。"

@@ -105,6 +105,19 @@ def test_user_add_reads_the_password_from_stdin(tmp_path):
     assert short.returncode == 1 and "至少" in short.stderr
     dup = run("user", "add", "editor1", "--role", "editor", "--db", str(db), stdin="a-long-password-1\n")
     assert dup.returncode == 1 and "已存在" in dup.stderr
+    off = run("user", "disable", "editor1", "--db", str(db))
+    assert off.returncode == 0, off.stderr
+    conn = dbmod.connect(db)
+    logged = [tuple(r) for r in conn.execute("select actor, action, target from audit_log order by id")]
+    assert logged == [("cli", "user.add", "editor1"), ("cli", "user.disable", "editor1")]  # refusals leave none
+
+
+def test_first_start_audits_the_admin_it_creates(tmp_path, capsys):
+    settings = Settings(db_path=tmp_path / "s.db", secret="x" * 32)
+    first_start(settings)
+    conn = dbmod.connect(settings.db_path)
+    assert conn.execute("select actor, target from audit_log where action = 'user.add'"
+                        " and target = 'admin'").fetchall() == [("setup", "admin")]
 
 
 def test_backup_is_a_consistent_copy(tmp_path):

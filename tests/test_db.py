@@ -10,6 +10,7 @@ EXPECTED_TABLES = {
     "_sqlite_migrations", "brands", "lists", "list_items", "campaigns", "candidates", "users", "audit_log",
     "ballots", "choices", "voter_codes", "ip_counts", "tallies",
     "sessions", "login_failures", "brand_revisions", "pending_imports", "site_version",
+    "reviews", "review_jurors", "cases", "attachments", "conflicts", "scores", "decisions",
 }
 
 

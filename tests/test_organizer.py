@@ -177,7 +177,9 @@ def test_edit_shows_beijing_times_and_rules_freeze_at_the_first_ballot(client, d
     assert "2026年11月27日 20:00" in client.get(f"/admin/campaigns/{SLUG}").text
     with TestClient(client.app, base_url="https://testserver") as admin:  # the audit log page is admin-only
         login(admin, "boss")
-        assert "campaign.times" in admin.get("/admin/audit").text
+        page = admin.get("/admin/audit").text
+        assert "campaign.times" in page and "修改评选时间" in page
+        assert "截止时间：2026年11月25日 20:00 → 2026年11月27日 20:00" in page  # Beijing time, not JSON
 
 
 def test_an_unchanged_save_logs_nothing(client, db):

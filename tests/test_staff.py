@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
 from brandvote import accounts
@@ -248,3 +249,6 @@ def test_admin_manages_users_and_it_is_audited(client, db):
     assert short.status_code == 400 and "至少" in short.text
     audit = client.get("/admin/audit")
     assert "user.add" in audit.text and "login" in audit.text
+    soup = BeautifulSoup(audit.text, "html.parser")
+    heads = [p.get_text(" ", strip=True) for p in soup.select(".audit__head")]
+    assert "创建账号 · ed2" in heads and "登录" in heads

@@ -313,3 +313,84 @@ def m010_campaign_tally_ready(db: Database) -> None:
     (0), or not yet counted (NULL): an announcement by time waits for 1, so it can neither
     beat the grace period nor publish an undecided tie as 待定."""
     db.execute("ALTER TABLE campaigns ADD COLUMN tally_ready INTEGER")
+
+
+@migrations()
+def m011_reviews(db: Database) -> None:
+    """Reviews (评审): nominated cases, a panel's score sheets, the organizer's decisions.
+
+    Attachments keep their bytes in the database, so every server node sees the same file and
+    a crash loses none that was acknowledged. `published` holds the outcome as published, so a
+    later edit anywhere cannot change what the public was shown. Users get a unit (a juror's
+    conflict, a nominator's cases) and a display name."""
+    db.execute("ALTER TABLE users ADD COLUMN unit TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE users ADD COLUMN name TEXT NOT NULL DEFAULT ''")
+    db["reviews"].create(
+        {"id": int, "slug": str, "title": str, "intro": str, "criteria": str, "tiers": str, "aggregate": str,
+         "campaign_id": int, "public_weight": str, "public_score": str, "stage": str, "publish_at": str,
+         "ready": int, "published": str, "created_at": str, "updated_at": str},
+        pk="id",
+        not_null={"slug", "title", "intro", "criteria", "tiers", "aggregate", "stage", "created_at", "updated_at"},
+        defaults={"intro": "", "stage": "draft"},
+        foreign_keys=[("campaign_id", "campaigns", "id")],
+        strict=True,
+    )
+    db["reviews"].create_index(["slug"], unique=True)
+    db["review_jurors"].create(
+        {"review_id": int, "user_id": int, "position": int},
+        pk=("review_id", "user_id"),
+        not_null={"position"},
+        foreign_keys=[("review_id", "reviews", "id"), ("user_id", "users", "id")],
+        strict=True,
+    )
+    db["cases"].create(
+        {"id": int, "review_id": int, "slug": str, "title": str, "unit": str, "summary": str, "contact": str,
+         "brand_id": int, "nominated_by": int, "state": str, "reason": str, "position": int,
+         "created_at": str, "updated_at": str},
+        pk="id",
+        not_null={"review_id", "slug", "title", "unit", "summary", "contact", "state", "reason", "position",
+                  "created_at", "updated_at"},
+        defaults={"summary": "", "contact": "", "state": "nominated", "reason": ""},
+        foreign_keys=[("review_id", "reviews", "id"), ("brand_id", "brands", "id"), ("nominated_by", "users", "id")],
+        strict=True,
+    )
+    db["cases"].create_index(["review_id", "slug"], unique=True)
+    db["attachments"].create(
+        {"id": int, "case_id": int, "filename": str, "media_type": str, "bytes": bytes, "sha256": str,
+         "size": int, "created_at": str},
+        pk="id",
+        not_null={"case_id", "filename", "media_type", "bytes", "sha256", "size", "created_at"},
+        foreign_keys=[("case_id", "cases", "id")],
+        strict=True,
+    )
+    db["attachments"].create_index(["case_id"])
+    db["conflicts"].create(
+        {"case_id": int, "user_id": int, "reason": str, "created_at": str},
+        pk=("case_id", "user_id"),
+        not_null={"reason", "created_at"},
+        defaults={"reason": ""},
+        foreign_keys=[("case_id", "cases", "id"), ("user_id", "users", "id")],
+        strict=True,
+    )
+    db["scores"].create(
+        {"id": int, "review_id": int, "case_id": int, "user_id": int, "marks": str, "comment": str,
+         "updated_at": str},
+        pk="id",
+        not_null={"review_id", "case_id", "user_id", "marks", "comment", "updated_at"},
+        defaults={"comment": ""},
+        foreign_keys=[("review_id", "reviews", "id"), ("case_id", "cases", "id"), ("user_id", "users", "id")],
+        strict=True,
+    )
+    db["scores"].create_index(["case_id", "user_id"], unique=True)
+    db["decisions"].create(
+        {"id": int, "review_id": int, "case_id": int, "tier": str, "reason": str, "actor": str, "at": str},
+        pk="id",
+        not_null={"review_id", "case_id", "reason", "actor", "at"},
+        foreign_keys=[("review_id", "reviews", "id"), ("case_id", "cases", "id")],
+        strict=True,
+    )
+    db["decisions"].create_index(["review_id", "case_id"], unique=True)
+    for table in ("reviews", "cases"):
+        for verb in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(f"CREATE TRIGGER {table}_{verb.lower()}_bumps_version AFTER {verb} ON {table} "
+                       "BEGIN UPDATE site_version SET n = n + 1 WHERE id = 1; END")

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import accounts, audit
-from ..db import immediate
+from .. import accounts
 from ..errors import BrandvoteError, CannotDisableSelf, NoSuchUser, SignInFailed, Throttled, UnknownAction
 from ..addresses import client_address
 from ..security import cross_site, new_csrf_secret, same_secret
+from ..web import audit_text
 from .errors import error_response
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -175,22 +175,22 @@ def users_post(request: Request):
     db, now = request.state.store.db(), request.state.now()
     action = form.get("action")
     username = str(form.get("username") or "")
+    actor = request.state.user["username"]  # the accounts rules write the audit entry with the change
     try:
         if action == "add":
-            accounts.create_user(db, username, str(form.get("password") or ""), str(form.get("role") or ""), now)
+            accounts.create_user(db, username, str(form.get("password") or ""), str(form.get("role") or ""), now,
+                                 unit=str(form.get("unit") or ""), actor=actor)
             done = f"已创建用户 {username}。"
         elif action in ("disable", "enable"):
             if username == request.state.user["username"]:
                 raise CannotDisableSelf()
-            accounts.set_disabled(db, username, action == "disable", now)
+            accounts.set_disabled(db, username, action == "disable", now, actor=actor)
             done = f"已{'停用' if action == 'disable' else '启用'} {username}。"
         elif action == "passwd":
-            accounts.set_password(db, username, str(form.get("password") or ""), now)
+            accounts.set_password(db, username, str(form.get("password") or ""), now, actor=actor)
             done = f"已重设 {username} 的密码。"
         else:
             raise UnknownAction()
-        with immediate(db):
-            audit.record(db, now, request.state.user["username"], f"user.{action}", username)
         status = 200
     except NoSuchUser as exc:  # the page is there; the name in the form is what is wrong
         done, status = exc.message, 422
@@ -206,7 +206,8 @@ def audit_log(request: Request):
     page_text = request.query_params.get("page", "1")
     page = int(page_text) if page_text.isdigit() and 0 < int(page_text) < 100000 else 1
     entries = accounts.audit_entries(request.state.store.db(), limit=100, offset=(page - 1) * 100)
-    return render(request, "admin/audit.html", {"entries": entries, "page": page})
+    return render(request, "admin/audit.html", {"entries": entries, "page": page,
+                                                "audit_action": audit_text.action, "audit_detail": audit_text.detail})
 
 
 routes = [
