@@ -3,9 +3,9 @@
 A client asking for /c/{slug}/qr.png with a new `ch=` each time makes the worker render a new
 code on every request; this prints what that costs, per format and size, next to the same
 URL asked again (served from the caches), through the whole app in one process (Starlette's
-TestClient, no network). CPU is process time, all threads included, so it counts the
-threadpool's render as well as the event loop; the last line is a cached catalog page, the
-floor any request through TestClient costs. Then the two parts of a render alone, in this
+TestClient, no network) on the bench database (bench/run.py's). CPU is process time, all
+threads included, so it counts the threadpool's render as well as the event loop; the last
+line is a cached catalog page, the floor any request through TestClient costs. Then the two parts of a render alone, in this
 thread's CPU: qrcode's matrix with its mask search, and the PNG writer per size.
 
     .venv/bin/python bench/qr_cost.py [--requests N]
@@ -21,22 +21,12 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from brandvote import campaigns, clock, db as dbmod, qr, seed
-from brandvote.app import create_app
-from brandvote.settings import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import SLUG, prepare_database  # noqa: E402
 
-SLUG = "shanghai-2022-highlights"
-
-
-def prepare(tmp: Path) -> Settings:
-    path = tmp / "qr.db"
-    dbmod.migrate(path)
-    db = dbmod.connect(path)
-    now = clock.utcnow()
-    seed.load_file(db, seed.bundled_catalog_path(), now)
-    campaigns.schedule_demo(db, SLUG, now)
-    db.close()
-    return Settings(db_path=path, secret="bench-secret", base_url="https://vote.example.org")
+from brandvote import qr  # noqa: E402
+from brandvote.app import create_app  # noqa: E402
+from brandvote.settings import Settings  # noqa: E402
 
 
 def cpu_ms(client: TestClient, paths: list[str]) -> float:
@@ -54,7 +44,8 @@ def main() -> int:
     args = parser.parse_args()
     n = args.requests
     with tempfile.TemporaryDirectory() as tmp:
-        settings = prepare(Path(tmp))
+        settings = Settings(db_path=prepare_database(Path(tmp)), secret="bench-secret",
+                            base_url="https://vote.example.org")
         with TestClient(create_app(settings), base_url="https://testserver") as client:
             client.get("/brands")
             print(f"{'image':<12} {'uncached ms CPU':>16} {'cached ms CPU':>14}")

@@ -5,6 +5,7 @@ import gzip
 import random
 import re
 import zlib
+from collections import Counter
 from datetime import timedelta
 
 from starlette.testclient import TestClient
@@ -14,6 +15,19 @@ from brandvote.web.pagecache import Fragments
 from brandvote.app import create_app
 
 from helpers import NOW, SLUG, csrf_from, open_campaign, wait_until
+
+
+class Renders:
+    """The templates one app rendered since the last look, by name (templating's counter)."""
+
+    def __init__(self, client):
+        self.counter = client.app_state["templates"].env.renders
+        self.seen = Counter(self.counter)
+
+    def since(self) -> dict:
+        now = Counter(self.counter)
+        new, self.seen = now - self.seen, now
+        return dict(new)
 
 
 def test_a_second_request_is_served_from_the_cache(client):
@@ -58,6 +72,7 @@ def test_a_crowd_on_a_cold_page_costs_one_render(client, monkeypatch):
     from brandvote import catalog as catalog_rules
 
     cache = client.app_state["page_cache"]
+    renders = Renders(client)
     search = catalog_rules.search_brands
     started, release = threading.Event(), threading.Event()
 
@@ -77,6 +92,7 @@ def test_a_crowd_on_a_cold_page_costs_one_render(client, monkeypatch):
         release.set()
         pages = [first.result()] + [f.result() for f in crowd]
     assert cache.renders == before[1] + 1
+    assert renders.since() == {"catalog/brands.html": 1}
     assert {p.status_code for p in pages} == {200} and len({p.text for p in pages}) == 1
 
 
@@ -196,49 +212,45 @@ def test_a_phone_gets_the_ballot_gzipped_and_its_token_votes(seeded_settings, cl
         assert r.status_code == 303
 
 
-def test_the_crowd_gets_the_ballot_assembled_and_everyone_else_the_rendered_page(
-        seeded_settings, clock, db, monkeypatch):
+def test_the_crowd_gets_the_ballot_assembled_and_everyone_else_the_rendered_page(seeded_settings, clock, db):
     """A first visit to an open ballot is spliced from fragments rendered once per campaign
     state (the crowd's cost); a voter who has voted, or a closed campaign, gets the page
-    rendered for them, as before."""
-    from brandvote.routes import vote
-
+    rendered for them, as before: one render per visit, however many visits."""
     open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
-    fragments, rendered = [], []
-    render_fragments, render_page = vote.render_ballot_html, vote.ballot_page_rendered
-    monkeypatch.setattr(vote, "render_ballot_html", lambda *a: fragments.append(1) or render_fragments(*a))
-    monkeypatch.setattr(vote, "ballot_page_rendered", lambda r: rendered.append(1) or render_page(r))
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        renders = Renders(c)
         tokens = set()
         for _ in range(5):
             c.cookies.clear()
             page = c.get(f"/c/{SLUG}", headers={"accept-encoding": "gzip"})
             assert page.status_code == 200 and page.headers["set-cookie"]
             tokens.add(csrf_from(page.text))
-        assert (len(fragments), len(rendered), len(tokens)) == (1, 0, 5)
+        assert (renders.since(), len(tokens)) == ({"vote/ballot.html": 1}, 5)
         clock.advance(seconds=5)
         candidates = re.findall(r'name="choice" value="([^"]+)"', page.text)
         voted = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": csrf_from(page.text), "choice": candidates[:3]})
         assert voted.status_code == 200 and "回执" in voted.text
-        again = c.get(f"/c/{SLUG}")
-        assert "回执" in again.text and 'name="csrf_token"' not in again.text and len(rendered) == 1
+        renders.since()  # the receipt: counted in the receipt test below
+        for _ in range(2):
+            again = c.get(f"/c/{SLUG}")
+            assert "回执" in again.text and 'name="csrf_token"' not in again.text
+            assert renders.since() == {"vote/receipt.html": 1}
         clock.advance(days=1)
-        c.cookies.clear()
-        closed = c.get(f"/c/{SLUG}")
-        assert "投票已于" in closed.text and len(rendered) == 2
+        for _ in range(2):
+            c.cookies.clear()
+            closed = c.get(f"/c/{SLUG}")
+            assert "投票已于" in closed.text and renders.since() == {"vote/ballot.html": 1}
 
 
-def test_each_voter_gets_the_receipt_assembled_as_the_router_would_render_it(seeded_settings, clock, db, monkeypatch):
+def test_each_voter_gets_the_receipt_assembled_as_the_router_would_render_it(seeded_settings, clock, db):
     """The receipt every voter opens after the 303 is answered in front: the page around the
     voter's part is rendered once per campaign state, the part per voter. It must be the very
-    page the router renders (asked with a query, which goes the plain way), gzipped or not."""
-    from brandvote.routes import vote
-
+    page the router renders (asked with a query, which goes the plain way), gzipped or not.
+    The router renders the whole page (its part included, not counted apart); the front
+    renders only the part once the page around it is kept."""
     open_campaign(db, SLUG, NOW - timedelta(days=1), NOW + timedelta(days=1), NOW + timedelta(days=2))
-    full_renders = []
-    render_receipt = vote.render_receipt
-    monkeypatch.setattr(vote, "render_receipt", lambda *a, **k: full_renders.append(1) or render_receipt(*a, **k))
     with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        renders = Renders(c)
         pages = []
         for i in range(3):
             c.cookies.clear()
@@ -249,11 +261,15 @@ def test_each_voter_gets_the_receipt_assembled_as_the_router_would_render_it(see
             voted = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": csrf_from(form.text), "choice": picks},
                            follow_redirects=False)
             assert voted.status_code == 303
+            renders.since()  # the ballot page: counted in the test above
             assembled = c.get(f"/c/{SLUG}/receipt", headers={"accept-encoding": "gzip"})
-            assert full_renders == [] and assembled.headers["content-encoding"] == "gzip"
+            around = {"vote/receipt.html": 1} if i == 0 else {}  # the page around the part, kept after the first
+            assert renders.since() == {**around, "_partials/receipt.html": 1}
+            assert assembled.headers["content-encoding"] == "gzip"
             plain = c.get(f"/c/{SLUG}/receipt", headers={"accept-encoding": "identity"})
+            assert renders.since() == {"_partials/receipt.html": 1}
             rendered = c.get(f"/c/{SLUG}/receipt?from=test", headers={"accept-encoding": "identity"})
-            assert len(full_renders) == 1 and full_renders.pop()
+            assert renders.since() == {"vote/receipt.html": 1}
             assert assembled.text == plain.text == rendered.text
             for name in ("cache-control", "content-security-policy", "x-content-type-options"):
                 assert plain.headers[name] == rendered.headers[name]

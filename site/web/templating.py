@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,21 @@ def number(value) -> str:
     return f"{value:,}" if isinstance(value, int) and abs(value) >= 10000 else str(value)
 
 
+class CountedTemplate(jinja2.Template):
+    """A template that counts its renders in `environment.renders` (a Counter by template
+    name): what a test asks to know how many pages or fragments a cache let through. An
+    {% include %} is part of its page's render and is not counted apart. Unlocked: two
+    threads rendering at once could lose a count; the tests that count render one at a time."""
+
+    def render(self, *args, **kwargs) -> str:
+        self.environment.renders[self.name] += 1
+        return super().render(*args, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        self.environment.renders[self.name] += 1
+        return super().generate(*args, **kwargs)
+
+
 def make_templates(settings) -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(PACKAGE_DIR / "templates")),
@@ -37,6 +53,8 @@ def make_templates(settings) -> Jinja2Templates:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.template_class = CountedTemplate
+    env.renders = Counter()
     env.globals["static_url"] = lambda path: f"/static/{path}?v={_static_version(path)}"
     env.globals["status_labels"] = STATUS_LABELS
     env.globals["base_url"] = settings.base_url
