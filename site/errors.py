@@ -384,6 +384,19 @@ class BadDecision(BrandvoteError):
         super().__init__(_listed("评审决定有误，未做任何修改：", problems))
 
 
+class Problems(BrandvoteError):
+    """An error listing every problem at once (field or line → problem), under `head`."""
+
+    status = 422
+    code = "problems"
+    message = "有误，未做任何修改。"
+    head = "有误，未做任何修改："
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__(_listed(self.head, problems))
+
+
 class BadUnit(BrandvoteError):
     status = 422
     code = "bad_unit"
@@ -409,28 +422,24 @@ class WrongStage(BrandvoteError):
     message = "评审当前阶段不允许这项操作。"
 
 
-class StageRefused(BrandvoteError):
+class StageRefused(Problems):
     """A stage move that cannot be made yet; `problems` lists everything in its way."""
 
     status = 409
     code = "stage_refused"
     message = "评审阶段未能变更。"
 
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
-        super().__init__(_listed("评审阶段未能变更：", problems))
+    head = "评审阶段未能变更："
 
 
-class ReviewLocked(BrandvoteError):
+class ReviewLocked(Problems):
     """A review file that changes what the stage has frozen; `problems` lists each change."""
 
     status = 409
     code = "review_locked"
     message = "评审已进入后续阶段，文件中的改动不能生效，未做任何修改。"
 
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
-        super().__init__(_listed("评审已进入后续阶段，这些改动不能生效，未做任何修改：", problems))
+    head = "评审已进入后续阶段，这些改动不能生效，未做任何修改："
 
 
 class NotJuror(BrandvoteError):
@@ -453,19 +462,17 @@ class NotNominator(BrandvoteError):
     message = "只有推荐单位账号才能推荐案例，且只能修改本单位推荐的案例。"
 
 
-class BadNomination(BrandvoteError):
+class BadNomination(Problems):
     """A nomination form or file that breaks a rule; `problems` maps each field to its problem."""
 
     status = 422
     code = "bad_nomination"
     message = "推荐材料有误，未保存。"
 
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
-        super().__init__(_listed("推荐材料有误，未保存：", problems))
+    head = "推荐材料有误，未保存："
 
 
-class BadSheet(BrandvoteError):
+class BadSheet(Problems):
     """A paper score sheet (CSV) with bad lines; `problems` maps `第 N 行` to what is wrong, every
     line at once, and nothing of the file is stored."""
 
@@ -473,9 +480,7 @@ class BadSheet(BrandvoteError):
     code = "bad_sheet"
     message = "评分表有误，未做任何修改。"
 
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
-        super().__init__(_listed("评分表有误，未做任何修改：", problems))
+    head = "评分表有误，未做任何修改："
 
 
 class PublicScoreUnavailable(BrandvoteError):

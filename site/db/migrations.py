@@ -394,3 +394,10 @@ def m011_reviews(db: Database) -> None:
         for verb in ("INSERT", "UPDATE", "DELETE"):
             db.execute(f"CREATE TRIGGER {table}_{verb.lower()}_bumps_version AFTER {verb} ON {table} "
                        "BEGIN UPDATE site_version SET n = n + 1 WHERE id = 1; END")
+
+
+@migrations()
+def m012_campaign_announced_at(db: Database) -> None:
+    """When results were announced by hand (earlier than planned, or later): the page and the
+    API must show the real time, not the planned one."""
+    db.execute("alter table campaigns add column announced_at text")
