@@ -111,6 +111,34 @@ class LiveServer:
             self.proc.kill()
 
 
+def live_ballots(server: LiveServer, headers: list) -> tuple[list[int], int]:
+    """One new phone per entry of `headers` against a LiveServer: each opens the demo ballot
+    with fresh cookies, then, once the forms are old enough, posts its first two choices with
+    its own headers. The answers' statuses in order, and the ballots the server stored."""
+    import httpx2
+
+    from brandvote.security import CSRF_MIN_AGE_S
+
+    forms = []
+    for _ in headers:
+        with httpx2.Client(base_url=server.url) as c:
+            page = c.get(f"/c/{SLUG}")
+            forms.append((dict(c.cookies), csrf_from(page.text), re.findall(r'name="choice" value="([^"]+)"', page.text)))
+    # The form's minimum age on the server's own clock: a real process, no clock to move, no event.
+    time.sleep(CSRF_MIN_AGE_S + 0.2)
+    statuses = []
+    for (cookies, token, slugs), extra in zip(forms, headers):
+        with httpx2.Client(base_url=server.url, cookies=cookies) as c:
+            statuses.append(c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": slugs[:2]},
+                                   headers=extra).status_code)
+    conn = sqlite3.connect(server.db_path)
+    try:
+        stored = conn.execute("select count(*) from ballots").fetchone()[0]
+    finally:
+        conn.close()
+    return statuses, stored
+
+
 PASSWORD = "correct horse battery"
 
 

@@ -7,10 +7,7 @@ IPv6 clients are counted per /64, the block one phone gets on a mobile network.
 
 import dataclasses
 import re
-import sqlite3
-import time
 
-import httpx2
 import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
@@ -19,7 +16,7 @@ from brandvote import accounts, addresses
 from brandvote.app import create_app
 from brandvote.security import Tokens
 
-from helpers import NOW, PASSWORD, SLUG, LiveServer, csrf_from
+from helpers import NOW, PASSWORD, SLUG, LiveServer, csrf_from, live_ballots
 
 BALLOT = f"/c/{SLUG}/ballot"
 PROXY = "10.0.0.7"
@@ -208,20 +205,7 @@ def test_a_client_written_forwarded_line_does_not_escape_the_limit_on_a_real_ser
     server = LiveServer(tmp_path, workers=1, env_extra={"BRANDVOTE_IP_LIMIT": "3",
                                                         "BRANDVOTE_TRUSTED_PROXIES": "127.0.0.0/8"})
     try:
-        pages = []
-        for _ in range(4):
-            with httpx2.Client(base_url=server.url) as c:
-                page = c.get(f"/c/{SLUG}")
-                pages.append((dict(c.cookies), csrf_from(page.text), re.findall(r'name="choice" value="([^"]+)"', page.text)))
-        time.sleep(2.2)  # the ballot form's minimum age (security.CSRF_MIN_AGE_S), on the server's real clock
-        statuses = []
-        for i, (cookies, token, slugs) in enumerate(pages):
-            with httpx2.Client(base_url=server.url, cookies=cookies) as c:
-                statuses.append(c.post(BALLOT, data={"csrf_token": token, "choice": slugs[:2]},
-                                       headers=forwarded(f"198.51.100.{i}", "203.0.113.7")).status_code)
-        conn = sqlite3.connect(server.db_path)
-        stored = conn.execute("select count(*) from ballots").fetchone()[0]
-        conn.close()
+        statuses, stored = live_ballots(server, [forwarded(f"198.51.100.{i}", "203.0.113.7") for i in range(4)])
     finally:
         server.stop()
     assert statuses == [303, 303, 303, 429]

@@ -194,6 +194,37 @@ def sample_paths(template, ctx):
     return [template]
 
 
+# What each public GET route answers an anonymous visitor one second before the announcement:
+# the ballot, its codes and poster, the catalog and the API as always; the results page says
+# when they come (200) while every download of them is refused (403); staff pages send to the
+# sign-in (303). A new route fails the test until it is listed here.
+BEFORE_ANNOUNCEMENT = {
+    "/": 200, "/healthz": 200, "/login": 200, "/logout": 303,
+    "/brands": 200, "/brands/{slug}": 200, "/brands/{slug}/qr.svg": 200, "/lists": 200, "/lists/{slug}": 200,
+    "/c/{slug}": 200, "/c/{slug}/qr.svg": 200, "/c/{slug}/qr.png": 200, "/c/{slug}/poster": 200,
+    "/c/{slug}/receipt": 303,  # no ballot cookie: to the ballot
+    "/v/{code}": 403,  # an unknown voter code
+    "/c/{slug}/results": 200, "/c/{slug}/results.csv": 403, "/c/{slug}/results.json": 403,
+    "/c/{slug}/ledger.csv": 403,
+    "/admin": 303, "/admin/users": 303, "/admin/audit": 303, "/admin/campaigns": 303,
+    "/admin/campaigns/new": 303, "/admin/campaigns/{slug}": 303, "/admin/campaigns/{slug}/edit": 303,
+    "/admin/brands": 303, "/admin/brands/new": 303, "/admin/brands/{slug}/edit": 303,
+    "/admin/brands/{slug}/delete": 303, "/admin/brands/{slug}/history": 303, "/admin/import": 303,
+    "/admin/export": 303,
+    "/api/brands": 200, "/api/brands/{slug}": 200, "/api/lists": 200, "/api/lists/{slug}": 200,
+    "/api/campaigns": 200, "/api/campaigns/{slug}": 200, "/api/openapi.json": 200,
+    "/api/campaigns/{slug}/results": 403,
+    "/static/{path}": 200,
+}
+
+
+def before_announcement(template, path, ctx):
+    """The status BEFORE_ANNOUNCEMENT gives, but for the samples of a route that answer otherwise."""
+    samples = {f"/c/{SLUG}/receipt?code={ctx['receipt']}": 403,  # a receipt lookup waits for the announcement
+               f"/lists/{SLUG}-results": 404, f"/api/lists/{SLUG}-results": 404}  # the winners' list: not yet
+    return samples.get(path, BEFORE_ANNOUNCEMENT[template])
+
+
 def normalize(response):
     body = response.content
     if response.headers.get("content-type", "").startswith("text/html"):
@@ -223,13 +254,15 @@ def test_no_count_share_rank_or_order_leaks_before_the_announcement(seeded_setti
     clock = FakeClock(ANNOUNCE - timedelta(seconds=1))
     settings_b = replace(seeded_settings, db_path=other_path)
     app_a, app_b = create_app(seeded_settings, now=clock), create_app(settings_b, now=clock)
-    paths = [p for t in get_routes(app_a) for p in sample_paths(t, ctx)]
-    assert any("/results" in p for p in paths) and any("ledger" in p for p in paths)
+    templates = get_routes(app_a)
+    assert set(templates) == set(BEFORE_ANNOUNCEMENT), "a route added or gone: list it in BEFORE_ANNOUNCEMENT"
+    paths = [(t, p) for t in templates for p in sample_paths(t, ctx)]
+    assert any("/results" in p for _, p in paths) and any("ledger" in p for _, p in paths)
     with TestClient(app_a, base_url="https://testserver") as ca, TestClient(app_b, base_url="https://testserver") as cb:
-        for path in paths:
+        for template, path in paths:
             ra, rb = ca.get(path, follow_redirects=False), cb.get(path, follow_redirects=False)
             assert normalize(ra) == normalize(rb), f"{path} depends on the ballots before the announcement"
-            assert ra.status_code < 500, path
+            assert ra.status_code == before_announcement(template, path, ctx), (path, ra.status_code)
         for path in (f"/c/{SLUG}/results", f"/api/campaigns/{SLUG}/results", f"/c/{SLUG}/ledger.csv"):
             assert "no-store" in ca.get(path).headers.get("cache-control", ""), path
         assert ca.get(f"/api/campaigns/{SLUG}/results").status_code == 403
@@ -241,3 +274,23 @@ def test_no_count_share_rank_or_order_leaks_before_the_announcement(seeded_setti
     assert res_a["ballots"] == len(a) and res_b["ballots"] == len(b)
     assert {x["slug"]: x["votes"] for x in res_a["candidates"]} == {s: count_a.get(s, 0) for s in candidates}
     assert res_a != res_b
+
+
+def test_an_early_announcement_shows_and_exposes_the_real_time(seeded_settings, campaign, candidates, db):
+    """Announced by hand two days before the planned date: the results page and the API say
+    when it really happened (and the planned date as 原定); before, announced_at is null."""
+    from helpers import CLOSES
+
+    with dbmod.immediate(db):
+        db.execute("update campaigns set winners = 1 where id = ?", [campaign["id"]])  # a clear cut-off
+        ballots.cast_ballot(db, campaign["id"], "device:1", candidates[:1], OPENS)
+    early = CLOSES + timedelta(days=5)
+    clock = FakeClock(early - timedelta(hours=1))
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        assert c.get(f"/api/campaigns/{SLUG}").json()["announced_at"] is None
+        clock.now = early
+        tally.announce(db, SLUG, early)
+        page = c.get(f"/c/{SLUG}/results").text
+        api = c.get(f"/api/campaigns/{SLUG}").json()
+    assert api["announced_at"] == "2026-12-19T12:00:00+00:00" and api["announce_at"] == "2026-12-21T12:00:00+00:00"
+    assert "揭晓：2026年12月19日 20:00（原定 2026年12月21日 20:00）" in page

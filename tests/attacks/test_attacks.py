@@ -3,10 +3,8 @@
 import base64
 import re
 import sqlite3
-import time
 from datetime import timedelta
 
-import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -14,7 +12,7 @@ from brandvote import audit, ballots, campaigns, db as dbmod
 from brandvote.app import create_app
 from brandvote.security import DEVICE_COOKIE, Tokens
 
-from helpers import CLOSES, NOW, OPENS, SLUG, FakeClock, LiveServer, csrf_from
+from helpers import CLOSES, NOW, OPENS, SLUG, FakeClock, LiveServer, csrf_from, live_ballots
 
 
 # conftest's client, with the demo campaign open for every test here.
@@ -31,21 +29,8 @@ def test_a2_spoofed_forwarded_for_does_not_escape_the_ip_limit_on_a_real_server(
     """Against uvicorn itself (TestClient has no proxy layer): no trusted proxy configured."""
     server = LiveServer(tmp_path, workers=1, env_extra={"BRANDVOTE_IP_LIMIT": "3"})
     try:
-        statuses = []
-        cookies_tokens = []
-        for i in range(4):
-            with httpx2.Client(base_url=server.url) as c:
-                page = c.get(f"/c/{SLUG}")
-                cookies_tokens.append((dict(c.cookies), csrf_from(page.text), re.findall(r'name="choice" value="([^"]+)"', page.text)))
-        time.sleep(2.2)
-        for i, (cookies, token, slugs) in enumerate(cookies_tokens):
-            with httpx2.Client(base_url=server.url, cookies=cookies) as c:
-                r = c.post(f"/c/{SLUG}/ballot", data={"csrf_token": token, "choice": slugs[:2]},
-                           headers={"X-Forwarded-For": f"203.0.113.{i}", "X-Real-IP": f"203.0.113.{i}"})
-                statuses.append(r.status_code)
-        conn = sqlite3.connect(server.db_path)
-        stored = conn.execute("select count(*) from ballots").fetchone()[0]
-        conn.close()
+        statuses, stored = live_ballots(server, [{"X-Forwarded-For": f"203.0.113.{i}", "X-Real-IP": f"203.0.113.{i}"}
+                                                 for i in range(4)])
     finally:
         server.stop()
     assert statuses == [303, 303, 303, 429]
