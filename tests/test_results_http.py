@@ -292,5 +292,5 @@ def test_an_early_announcement_shows_and_exposes_the_real_time(seeded_settings, 
         tally.announce(db, SLUG, early)
         page = c.get(f"/c/{SLUG}/results").text
         api = c.get(f"/api/campaigns/{SLUG}").json()
-    assert api["announced_at"] == "2026-12-19T12:00:00+00:00" and api["announce_at"] == "2026-12-21T12:00:00+00:00"
-    assert "揭晓：2026年12月19日 20:00（原定 2026年12月21日 20:00）" in page
+    assert api["announced_at"] == "2026-12-09T12:00:00+00:00" and api["announce_at"] == "2026-12-11T12:00:00+00:00"
+    assert "揭晓：2026年12月9日 20:00（原定 2026年12月11日 20:00）" in page
