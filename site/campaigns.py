@@ -273,6 +273,7 @@ def set_manual_state(db: Database, slug: str, state: str, now: datetime, actor: 
         elif state == "announced":
             if current != "closed":
                 raise NotClosed()
+            updates["announced_at"] = clock.to_db(now)
         else:
             raise ValueError(state)
         update_row(db, "campaigns", camp["id"], {**updates, "updated_at": clock.to_db(now)})

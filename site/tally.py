@@ -41,6 +41,14 @@ def is_announced(campaign: dict, now: datetime) -> bool:
     return campaigns.status(campaign, now) == "announced" and voting_over(campaign, now)
 
 
+def announced_at(campaign: dict, now: datetime) -> str | None:
+    """When the results were announced: by hand, the moment it was done; by time, the planned
+    time. None before the announcement (the embargo gate decides)."""
+    if not is_announced(campaign, now):
+        return None
+    return campaign.get("announced_at") or campaign.get("announce_at")
+
+
 def announce_text(campaign: dict) -> str:
     when = clock.from_db(campaign.get("announce_at"))
     return f"结果将于 {clock.local_text(when)} 揭晓。" if when else "结果将由组织方另行揭晓。"

@@ -274,3 +274,23 @@ def test_no_count_share_rank_or_order_leaks_before_the_announcement(seeded_setti
     assert res_a["ballots"] == len(a) and res_b["ballots"] == len(b)
     assert {x["slug"]: x["votes"] for x in res_a["candidates"]} == {s: count_a.get(s, 0) for s in candidates}
     assert res_a != res_b
+
+
+def test_an_early_announcement_shows_and_exposes_the_real_time(seeded_settings, campaign, candidates, db):
+    """Announced by hand two days before the planned date: the results page and the API say
+    when it really happened (and the planned date as 原定); before, announced_at is null."""
+    from helpers import CLOSES
+
+    with dbmod.immediate(db):
+        db.execute("update campaigns set winners = 1 where id = ?", [campaign["id"]])  # a clear cut-off
+        ballots.cast_ballot(db, campaign["id"], "device:1", candidates[:1], OPENS)
+    early = CLOSES + timedelta(days=5)
+    clock = FakeClock(early - timedelta(hours=1))
+    with TestClient(create_app(seeded_settings, now=clock), base_url="https://testserver") as c:
+        assert c.get(f"/api/campaigns/{SLUG}").json()["announced_at"] is None
+        clock.now = early
+        tally.announce(db, SLUG, early)
+        page = c.get(f"/c/{SLUG}/results").text
+        api = c.get(f"/api/campaigns/{SLUG}").json()
+    assert api["announced_at"] == "2026-12-09T12:00:00+00:00" and api["announce_at"] == "2026-12-11T12:00:00+00:00"
+    assert "揭晓：2026年12月9日 20:00（原定 2026年12月11日 20:00）" in page

@@ -43,7 +43,7 @@ UPDATABLE = {
     "brands": frozenset({"name", "kind", "organizer", "region", "district", "year_founded", "figures", "tags",
                          "summary", "sources", "featured", "published", "deleted_at", "updated_at"}),
     "campaigns": frozenset({"title", "intro", "min_choices", "max_choices", "winners", "electorate", "ip_limit",
-                            "opens_at", "closes_at", "announce_at", "manual_state", "updated_at"}),
+                            "opens_at", "closes_at", "announce_at", "manual_state", "announced_at", "updated_at"}),
 }
 
 

@@ -43,6 +43,7 @@ def campaign_json(db, camp: dict, now, links, with_candidates: bool) -> dict:
         "opens_at": camp["opens_at"],
         "closes_at": camp["closes_at"],
         "announce_at": camp["announce_at"],
+        "announced_at": tally.announced_at(camp, now),
         "url": links.url("vote:ballot", slug=camp["slug"]),
     }
     if with_candidates:

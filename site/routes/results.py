@@ -31,7 +31,8 @@ def _announced(request: Request) -> tuple[dict, dict | None]:
 def results_page(request: Request):
     camp, res = _announced(request)
     return request.state.templates.TemplateResponse(
-        request, "results/index.html", {"campaign": camp, "res": res, "announce_text": tally.announce_text(camp)},
+        request, "results/index.html", {"campaign": camp, "res": res, "announce_text": tally.announce_text(camp),
+                                      "announced_at": tally.announced_at(camp, request.state.now())},
         headers=PUBLIC_CACHE if res is not None else NO_STORE)
 
 

@@ -33,7 +33,8 @@ CAMPAIGN_PROPS = {
     "status": {"type": "string", "enum": list(STATUS_LABELS)},
     "min_choices": {"type": "integer"}, "max_choices": {"type": "integer"}, "winners": {"type": "integer"},
     "electorate": {"type": "string", "enum": ["open", "codes"]},
-    "opens_at": NULL_STR, "closes_at": NULL_STR, "announce_at": NULL_STR, "url": {"type": "string"},
+    "opens_at": NULL_STR, "closes_at": NULL_STR, "announce_at": NULL_STR,
+    "announced_at": NULL_STR, "url": {"type": "string"},
 }
 CAMPAIGN = _obj(CAMPAIGN_PROPS)
 CANDIDATE = _obj({"slug": {"type": "string"}, "name": {"type": "string"}, "organizer": {"type": "string"}})
