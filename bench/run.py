@@ -145,6 +145,15 @@ def prepare_database(tmp: Path) -> Path:
         for i in range(5000):
             ballots.cast_ballot(db, camp["id"], f"bench:{i}", rng.sample(cands, rng.randint(1, 10)),
                                now - timedelta(days=2, hours=1), page_loaded_at=now - timedelta(days=2, hours=1))
+    # An announcement by time waits for a decided cut-off (campaigns.status): decide any tie
+    # here as the organizer would, or the row would time the embargo page instead.
+    from brandvote import tally
+
+    tied, seats = tally.tie_at_cut_off(db, camp, now)
+    if tied:
+        tally.decide_tie(db, camp, [r.slug for r in tied[:seats]], now, actor="bench")
+    tally.settle(db, campaigns.campaign_by_slug(db, RESULTS), now)
+    assert tally.is_announced(campaigns.campaign_by_slug(db, RESULTS), now), "bench results campaign not announced"
     db.close()
     return path
 
