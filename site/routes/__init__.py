@@ -7,7 +7,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ..web.templating import PACKAGE_DIR
-from . import api, catalog, editor, organizer, qr, results, staff, system, vote
+from . import api, catalog, editor, organizer, qr, results, review_console, staff, system, vote
 
 
 class VersionedStatic(StaticFiles):
@@ -31,6 +31,7 @@ def build_routes() -> list:
         *results.routes,
         *staff.routes,
         *organizer.routes,
+        *review_console.routes,
         *editor.routes,
         Mount("/api", routes=[*api.routes, *results.api_routes], name="api"),
         Mount("/static", app=VersionedStatic(directory=str(PACKAGE_DIR / "static")), name="static"),
