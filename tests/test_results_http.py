@@ -184,7 +184,7 @@ def sample_paths(template, ctx):
         return ["/v/" + "A" * 32]
     if template.startswith("/admin/"):  # staff pages: the public (anonymous) view of them
         admin_values = {"slug": SLUG if template.startswith("/admin/campaigns") else ctx["brands"][0],
-                        "rev": "1", "import_id": "none"}
+                        "rev": "1", "import_id": "none", "attachment": "1"}
         return [re.sub(r"\{(\w+)\}", lambda m: admin_values[m.group(1)], template)]
     if template in values:
         return [re.sub(r"\{\w+\}", v, template) for v in values[template]]
@@ -211,6 +211,7 @@ BEFORE_ANNOUNCEMENT = {
     "/admin/brands": 303, "/admin/brands/new": 303, "/admin/brands/{slug}/edit": 303,
     "/admin/brands/{slug}/delete": 303, "/admin/brands/{slug}/history": 303, "/admin/import": 303,
     "/admin/export": 303,
+    "/admin/reviews": 303, "/admin/reviews/{slug}": 303, "/admin/reviews/{slug}/attachments/{attachment}": 303,
     "/api/brands": 200, "/api/brands/{slug}": 200, "/api/lists": 200, "/api/lists/{slug}": 200,
     "/api/campaigns": 200, "/api/campaigns/{slug}": 200, "/api/openapi.json": 200,
     "/api/campaigns/{slug}/results": 403,

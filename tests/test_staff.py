@@ -19,7 +19,23 @@ ROLES = ("editor", "organizer", "admin")
 def app(seeded_settings, db, clock):
     for role in ROLES:
         accounts.create_user(db, role, PASSWORD, role, NOW)
+    review_with_attachment(db)
     return create_app(seeded_settings, now=clock)
+
+
+def review_with_attachment(db):
+    """The demo review in scoring, one nominated case carrying attachment 1 (the review console's pages)."""
+    from brandvote import nominations, review_results, reviews
+
+    reviews.load_review(db, reviews.read_review_file(reviews.DEMO_REVIEW), NOW)
+    slug = reviews.review_by_slug(db, "beijing-district-innovation-cases")["slug"]
+    accounts.create_user(db, "unit-a", PASSWORD, "nominator", NOW, unit="海淀区政协")
+    review_results.set_stage(db, slug, "nominating", NOW)
+    nominations.nominate(db, slug, "unit-a", {"title": "t", "summary": "s", "contact": "c"},
+                         [nominations.Upload("a.pdf", b"%PDF-1.4\n")], NOW)
+    review_results.set_stage(db, slug, "screening", NOW)
+    nominations.accept_all(db, slug, "", NOW, "test")
+    review_results.set_stage(db, slug, "scoring", NOW)
 
 
 @pytest.fixture
@@ -43,7 +59,9 @@ def sample(path, db):
     campaign = db.execute("select slug from campaigns order by id limit 1").fetchone()[0]
     rev = db.execute("select coalesce(max(id), 1) from brand_revisions").fetchone()[0]
     values = {"slug": campaign if path.startswith("/admin/campaigns") else brand, "rev": str(rev),
-              "import_id": "no-such-import"}
+              "import_id": "no-such-import", "attachment": "1"}
+    if path.startswith("/admin/reviews/"):
+        values["slug"] = db.execute("select slug from reviews order by id limit 1").fetchone()[0]
 
     def fill(match):
         name = match.group(1)
@@ -70,6 +88,10 @@ EMPTY_POST = {
     "/admin/campaigns/{slug}/codes": 409,  # the sample campaign votes by device: no codes needed
     "/admin/import": 422, "/admin/import/{import_id}/apply": 404,  # no such pending import
     "/admin/users": 400,
+    "/admin/reviews/load": 400,  # no file
+    "/admin/reviews/{slug}/stage": 422, "/admin/reviews/{slug}/screen": 422, "/admin/reviews/{slug}/decide": 422,
+    "/admin/reviews/{slug}/publish-at": 303,  # an empty time clears it
+    "/admin/reviews/{slug}/accept-all": 409,  # the sample review is scoring, not screening
     "/logout": 303,
 }
 
