@@ -155,7 +155,7 @@ def staff_csrf(client) -> str:
 
 
 # Staff GET routes that answer with a file, not a page (checked by test_editor's export test).
-STAFF_DOWNLOADS = {"/admin/export"}
+STAFF_DOWNLOADS = {"/admin/export", "/admin/reviews/{slug}/attachments/{attachment}"}
 
 
 def staff_routes(routes) -> list[tuple[str, str, object]]:
@@ -185,9 +185,11 @@ def staff_get_paths() -> list[str]:
                    if method == "GET" and path not in STAFF_DOWNLOADS})
 
 
-def fill_path(path: str, campaign: str, brand: str) -> str:
-    """A concrete URL for a staff route path; {slug} is a campaign under /admin/campaigns."""
-    values = {"slug": campaign if path.startswith("/admin/campaigns") else brand}
+def fill_path(path: str, campaign: str, brand: str, review: str = "beijing-district-innovation-cases") -> str:
+    """A concrete URL for a staff route path; {slug} is a campaign under /admin/campaigns, a
+    review (the bundled demo by default) under /admin/reviews; {attachment} is the first file."""
+    values = {"slug": campaign if path.startswith("/admin/campaigns") else review if path.startswith("/admin/reviews")
+              else brand, "attachment": "1"}
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 

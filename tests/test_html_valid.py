@@ -47,7 +47,37 @@ PUBLIC_PAGES = [
 CANARY = "canary-broken"  # a page vnu must fault: proves the run really reports errors
 BROKEN = '<!DOCTYPE html><html lang="zh-CN"><head><title>坏</title></head><body><div><img src="a.png"></body></html>'
 STAFF_EXTRA = ["brand-edit-errors", "import-errors", "import-preview", "campaign-closed", "campaign-announced",
-               "campaign-new-errors"]
+               "campaign-new-errors", "review-screening", "review-load-errors", "review-confirm", "review-deciding",
+               "review-decide-error", "review-published"]
+REVIEW = "beijing-district-innovation-cases"
+
+
+def review_in_screening(db) -> None:
+    """The demo review in screening, one nominated case with a PDF (attachment 1)."""
+    from brandvote import nominations, review_results, reviews
+
+    reviews.load_review(db, reviews.read_review_file(reviews.DEMO_REVIEW), NOW)
+    accounts.create_user(db, "unit-a", PASSWORD, "nominator", NOW, unit="海淀区政协")
+    review_results.set_stage(db, REVIEW, "nominating", NOW)
+    nominations.nominate(db, REVIEW, "unit-a", {"title": "海淀的案例", "summary": "说明", "contact": "张老师"},
+                         [nominations.Upload("材料.pdf", b"%PDF-1.4\n")], NOW)
+    review_results.set_stage(db, REVIEW, "screening", NOW)
+
+
+def review_scored(db) -> None:
+    """Every case accepted and scored by the demo panel (a spread of marks), then deciding."""
+    from brandvote import nominations, review_results, review_scores, reviews
+
+    nominations.accept_all(db, REVIEW, "", NOW, "test")
+    review_results.set_stage(db, REVIEW, "scoring", NOW)
+    review = reviews.review_by_slug(db, REVIEW)
+    for j, juror in enumerate(reviews.jurors_of(db, review["id"])):
+        for i, case in enumerate(reviews.cases_of(db, review["id"], "accepted")):
+            total = 40 - 2 * i  # distinct per case: no tie at a boundary; jurors 1 and 5 score lower
+            marks = {c["key"]: total // 4 + (k < total % 4) for k, c in enumerate(review["criteria"])}
+            marks["innovation"] -= {0: 2, 4: 1}.get(j, 0)
+            review_scores.save_score(db, REVIEW, case["slug"], juror["username"], marks, "", NOW)
+    review_results.set_stage(db, REVIEW, "deciding", NOW)
 
 
 def html_of(response, status: int = 200) -> str:
@@ -70,6 +100,7 @@ def rendered(tmp_path_factory, seeded_template) -> dict[str, str]:
     cands = [b["slug"] for b in campaigns.candidates_of(db, campaign["id"])]
     brand = db.execute("select slug from brands where published = 1 order by id limit 1").fetchone()[0]
     lst = db.execute("select slug from lists order by id limit 1").fetchone()[0]
+    review_in_screening(db)
     db.close()
 
     clock = FakeClock(OPENS + timedelta(hours=1))
@@ -110,11 +141,20 @@ def rendered(tmp_path_factory, seeded_template) -> dict[str, str]:
         bad = c.post("/login", data={"username": "boss", "password": "wrong", "csrf_token": csrf_from(pages["login"])})
         pages["login-error"] = html_of(bad, 400)
         assert login(c, "boss").status_code == 303
+        pages["review-screening"] = html_of(get(f"/admin/reviews/{REVIEW}"))
         for path in STAFF_PATHS:
             pages[path] = html_of(get(fill_path(path, SLUG, brand)))
         for path in STAFF_DOWNLOADS:
-            assert not get(path).headers["content-type"].startswith("text/html"), path
+            assert not get(fill_path(path, SLUG, brand)).headers["content-type"].startswith("text/html"), path
         token = csrf_from(get("/admin").text)
+        pages["review-load-errors"] = html_of(c.post("/admin/reviews/load", data={"csrf_token": token},
+                                                     files={"file": ("r.json", io.BytesIO(b'{"slug": "x"}'))}), 400)
+        pages["review-confirm"] = html_of(c.post(f"/admin/reviews/{REVIEW}/stage",
+                                                 data={"csrf_token": token, "stage": "scoring"}))
+        review_scored(dbmod.connect(settings.db_path))
+        pages["review-deciding"] = html_of(get(f"/admin/reviews/{REVIEW}"))
+        pages["review-decide-error"] = html_of(c.post(f"/admin/reviews/{REVIEW}/decide", data={
+            "csrf_token": token, "case": "dongcheng-sanzhu-gongcheng", "tier": "excellent", "reason": ""}), 422)
         pages["brand-edit-errors"] = html_of(
             c.post(f"/admin/brands/{brand}/edit", data={"csrf_token": token, **BAD_BRAND}), 422)
         pages["import-errors"] = html_of(c.post("/admin/import", data={"csrf_token": token},
@@ -124,6 +164,11 @@ def rendered(tmp_path_factory, seeded_template) -> dict[str, str]:
                                                  files={"file": ("brands.json", io.BytesIO(exported))}))
         made = c.post("/admin/campaigns/new", data={"csrf_token": token, "slug": "Bad Slug!", "title": ""})
         pages["campaign-new-errors"] = html_of(made, 422)
+        # published last: its tier lists (sources []) would not pass the catalog import above
+        published = c.post(f"/admin/reviews/{REVIEW}/stage", data={"csrf_token": token, "stage": "published",
+                                                                    "confirm": "yes"}, follow_redirects=False)
+        assert published.status_code == 303, published.text[:2000]
+        pages["review-published"] = html_of(get(f"/admin/reviews/{REVIEW}"))
 
         # closed, then announced
         clock.now = CLOSES + timedelta(hours=1)
