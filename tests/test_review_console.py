@@ -136,7 +136,7 @@ def test_an_organizer_walks_a_review_from_the_file_to_publication(client, db):
     assert "尚未公布，仅供组织方决定等次" in text and "未做标准化" in text
     first = re.search(r'<tbody>\s*<tr class="tally-row--in">(.*?)</tr>', page.text, re.S).group(1)
     assert re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", first)).split() == [
-        "1", "案例dongch", "dongcheng区政协", "90.0", "90.0", "3", "优秀", "优秀"]
+        "1", "案例dongch", "dongcheng区政协", "90.0", "90.0", "3", "优秀"]
     assert "<svg" in page.text and 'stroke="#222"' in page.text and "style=" not in page.text.split("<svg", 1)[1]
     assert "评委1：+2.0（5 个案例）" in page.text and "评委3：-2.0（5 个案例）" in page.text
     assert "没有调整：等次按名次确定" in text
@@ -146,6 +146,7 @@ def test_an_organizer_walks_a_review_from_the_file_to_publication(client, db):
     assert post(client, "decide", case=CASES[3], tier="shortlisted", reason="汇报更完整").status_code == 303
     text = text_of(client.get(f"/admin/reviews/{R}").text)
     assert "按名次入围 → 不列入等次。理由：主席会议决定" in text and "按名次不列入 → 入围。理由：汇报更完整" in text
+    assert "— 已调整（按名次：入围）" in text and "入围 已调整（按名次：不列入）" in text
 
     page = move(client, "published")
     assert "已公布" in text_of(page.text) and "已冻结" in text_of(page.text)

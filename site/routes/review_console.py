@@ -127,7 +127,7 @@ def _cases_context(db, review: dict) -> list[dict]:
 def _spread_plot(spread: list, names: dict[str, str]) -> dict:
     """Geometry of the juror spread plot: one bar per juror from the zero line, scaled to the
     largest offset (at least 5 points), drawn as SVG by the template."""
-    width, left, right, row = 340, 96, 12, 28
+    width, left, right, row = 340, 140, 12, 28
     values = [float(scoring.display(s.mean_offset)) for s in spread if s.mean_offset is not None]
     span = max([5.0, *map(abs, values)])
     half = (width - left - right) / 2
@@ -139,8 +139,7 @@ def _spread_plot(spread: list, names: dict[str, str]) -> dict:
         length = abs(value) / span * half
         bars.append({"name": names.get(s.juror, s.juror), "cases": s.cases, "y": 24 + i * row,
                      "x": zero - length if value < 0 else zero, "w": max(length, 1) if shown is not None else 0,
-                     "label": "—" if shown is None else f"{shown:+}", "negative": value < 0,
-                     "tx": zero - length - 4 if value < 0 else zero + length + 4})
+                     "label": "—" if shown is None else f"{shown:+}", "negative": value < 0})
     return {"width": width, "height": 32 + len(spread) * row, "zero": zero, "span": f"{span:g}",
             "left_x": left, "right_x": width - right, "bars": bars}
 
